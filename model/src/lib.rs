@@ -1,0 +1,1 @@
+//! The executable model of lcfs (skeleton: owned by the model helper).

@@ -1,0 +1,1 @@
+//! The block-device simulator (skeleton: owned by the sim helper).
