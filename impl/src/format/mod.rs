@@ -2,3 +2,5 @@
 //! Byte layouts are in each file's doc and in `docs/layout.md`.
 
 pub mod header;
+pub mod records;
+pub mod superblock;

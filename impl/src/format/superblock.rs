@@ -1,0 +1,1 @@
+//! The superblock (owned by the core).
