@@ -6,6 +6,8 @@
 //! durability. See `docs/design.md` for the overview and `docs/operations.md` for the contract
 //! the engine shares with the executable model (`lcfs-model`).
 
+pub mod alloc;
+pub mod cache;
 pub mod ctx;
 pub mod error;
 pub mod format;
