@@ -11,6 +11,8 @@ pub mod cache;
 pub mod ctx;
 pub mod error;
 pub mod format;
+pub mod layer;
+pub mod store;
 pub mod ns;
 pub mod tree;
 pub mod types;

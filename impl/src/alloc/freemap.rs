@@ -55,9 +55,16 @@ pub fn encode(extents: &Extents, blocks: &[BlockNo], generation: Generation) -> 
     out
 }
 
-/// Reads the chain of `count` blocks starting at `head` on a device of `block_count` blocks.
-pub fn load(dev: &dyn BlockDevice, head: BlockNo, count: u32, block_count: u64) -> Result<Extents> {
+/// Reads the chain of `count` blocks starting at `head` on a device of `block_count` blocks;
+/// returns the free extents and the blocks of the chain.
+pub fn load(
+    dev: &dyn BlockDevice,
+    head: BlockNo,
+    count: u32,
+    block_count: u64,
+) -> Result<(Extents, Vec<BlockNo>)> {
     let mut extents = Extents::default();
+    let mut chain = Vec::new();
     let mut at = head;
     let mut buf = vec![0u8; BLOCK_SIZE];
     for i in 0..count {
@@ -66,6 +73,7 @@ pub fn load(dev: &dyn BlockDevice, head: BlockNo, count: u32, block_count: u64) 
         }
         dev.read(at.0, &mut buf)?;
         header::verify(&buf, at, BlockKind::FreeMap)?;
+        chain.push(at);
         let mut r = Reader::new(header::payload(&buf), at.0);
         let next = r.u64()?;
         let n = r.u32()? as usize;
@@ -90,7 +98,7 @@ pub fn load(dev: &dyn BlockDevice, head: BlockNo, count: u32, block_count: u64) 
         }
         at = BlockNo(next);
     }
-    Ok(extents)
+    Ok((extents, chain))
 }
 
 #[cfg(test)]
@@ -115,7 +123,7 @@ mod tests {
             for (b, bytes) in blocks.iter().zip(encode(&extents, &blocks, Generation(4))) {
                 dev.write(b.0, &bytes).unwrap();
             }
-            load(&dev, blocks[0], n as u32, 1 << 25).ok() == Some(extents)
+            load(&dev, blocks[0], n as u32, 1 << 25).ok() == Some((extents, blocks))
         }
     }
 

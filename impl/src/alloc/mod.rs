@@ -170,6 +170,11 @@ impl Space {
         self.pending.insert(start.0, len);
     }
 
+    /// Returns blocks that were allocated but never named by anything durable.
+    pub fn unallocate(&mut self, start: u64, len: u64) {
+        self.free.insert(start, len);
+    }
+
     /// The map to persist in the checkpoint being written: what will be free once it is durable.
     pub fn free_after_checkpoint(&self) -> Extents {
         let mut all = self.free.clone();
