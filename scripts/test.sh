@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test of lcfs: lints with warnings as errors, then the whole workspace's tests
+# (unit, conformance of model against engine, crash tests). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+echo "== clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet
+echo "== tests"
+cargo test --workspace --release -- --nocapture 2>&1 | tee target/test-output.txt | grep -vE '^test .* \.\.\. ok$'
+test "${PIPESTATUS[0]}" = 0
+echo "== summary"
+grep -E '^test result:' target/test-output.txt | awk '
+  { for (i = 1; i <= NF; i++) { if ($i ~ /passed;/) p += $(i-1); if ($i ~ /failed;/) f += $(i-1); if ($i ~ /ignored;/) s += $(i-1) } }
+  END { printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0) }'
