@@ -1,0 +1,211 @@
+//! File data: read, write and truncate over dirty pages and extents.
+//!
+//! The content of file block `i` is its dirty page if there is one, else the disk block of the
+//! extent covering it, else zeros (a hole). Writes only ever produce dirty pages; the checkpoint
+//! turns them into extents (`flush.rs`).
+//!
+//! Invariants:
+//! - `blocks` of an inode is 8 times the number of its file blocks whose content is not all zero
+//!   (a nonzero dirty page, or an extent block with no dirty page over it), so it does not change
+//!   when the checkpoint flushes pages;
+//! - bytes past the end of a file read as zero even inside its last block (truncate zeroes them);
+//! - work is proportional to the bytes read or written and to the extents touched, never to the
+//!   size of a hole.
+
+use crate::ctx::LayerCtx;
+use crate::error::{Error, Result};
+use crate::format::records::InodeRecord;
+use crate::ns::extent::{self, ExtentCursor, FILE_BLOCKS_MAX};
+use crate::ns::item::{expect_regular, load_inode, store_inode};
+use crate::ns::pages::{is_zero, PAGE_BYTES, PAGE_SIZE};
+use crate::types::{Ino, Timespec, FILE_SIZE_MAX};
+
+/// 512-byte units in one page.
+const SECTORS_PER_PAGE: u64 = PAGE_BYTES / 512;
+
+/// Where the current content of a page came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Dirty,
+    Stored,
+    Hole,
+}
+
+impl Source {
+    /// Whether the page counts in `blocks` (see the module invariants).
+    fn counted(self, page: &[u8]) -> bool {
+        match self {
+            Source::Dirty => !is_zero(page),
+            Source::Stored => true,
+            Source::Hole => false,
+        }
+    }
+}
+
+/// Copies the current content of page `index` of `ino` into `page` and says where it came from.
+fn load_page(
+    ctx: &LayerCtx<'_>,
+    cursor: &mut ExtentCursor,
+    ino: Ino,
+    index: u64,
+    page: &mut [u8],
+) -> Result<Source> {
+    if let Some(dirty) = ctx.pages.get(ino, index) {
+        page.copy_from_slice(dirty);
+        return Ok(Source::Dirty);
+    }
+    match cursor.at(ctx, index)? {
+        Some(extent) => {
+            ctx.data.read_block(extent.disk_of(index), page)?;
+            Ok(Source::Stored)
+        }
+        None => {
+            page.fill(0);
+            Ok(Source::Hole)
+        }
+    }
+}
+
+/// Up to `size` bytes of `ino` from `offset`; short or empty past the end of the file.
+pub fn read(ctx: &mut LayerCtx<'_>, ino: Ino, offset: u64, size: u32) -> Result<Vec<u8>> {
+    let rec = load_inode(ctx, ino)?;
+    expect_regular(&rec)?;
+    let end = rec.size.min(offset.saturating_add(u64::from(size)));
+    if offset >= end {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(end - offset).unwrap_or(0));
+    let mut cursor = ExtentCursor::new(ino);
+    let mut page = vec![0u8; PAGE_SIZE];
+    let mut pos = offset;
+    while pos < end {
+        let (index, within, take) = span(pos, end);
+        load_page(ctx, &mut cursor, ino, index, &mut page)?;
+        out.extend_from_slice(page.get(within..within + take).unwrap_or_default());
+        pos += take as u64;
+    }
+    Ok(out)
+}
+
+/// The page of `pos`, the offset of `pos` in it, and how many bytes of `pos..end` it holds.
+fn span(pos: u64, end: u64) -> (u64, usize, usize) {
+    let within = (pos % PAGE_BYTES) as usize;
+    let take = (PAGE_BYTES - pos % PAGE_BYTES).min(end - pos) as usize;
+    (pos / PAGE_BYTES, within, take)
+}
+
+/// Writes all of `data` at `offset`, extending the file; mtime = ctime = `now` unless `data` is
+/// empty. Returns the number of bytes written.
+pub fn write(ctx: &mut LayerCtx<'_>, ino: Ino, offset: u64, data: &[u8], now: Timespec) -> Result<u32> {
+    let mut rec = load_inode(ctx, ino)?;
+    expect_regular(&rec)?;
+    let written = u32::try_from(data.len()).map_err(|_| Error::InvalidArgument("write over 4 GiB"))?;
+    let end = offset
+        .checked_add(u64::from(written))
+        .filter(|&end| end <= FILE_SIZE_MAX)
+        .ok_or(Error::FileTooBig)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let mut cursor = ExtentCursor::new(ino);
+    let mut rest = data;
+    let mut pos = offset;
+    while pos < end {
+        let (index, within, take) = span(pos, end);
+        let (chunk, tail) = rest.split_at_checked(take).ok_or(Error::InvalidArgument("write"))?;
+        write_page(ctx, &mut cursor, &mut rec, ino, index, within, chunk)?;
+        rest = tail;
+        pos += take as u64;
+    }
+    rec.size = rec.size.max(end);
+    rec.mtime = now;
+    rec.ctime = now;
+    store_inode(ctx, ino, &rec)?;
+    Ok(written)
+}
+
+/// Writes `chunk` at `within` of page `index`, keeping `rec.blocks` in step.
+fn write_page(
+    ctx: &mut LayerCtx<'_>,
+    cursor: &mut ExtentCursor,
+    rec: &mut InodeRecord,
+    ino: Ino,
+    index: u64,
+    within: usize,
+    chunk: &[u8],
+) -> Result<()> {
+    let target = within..within + chunk.len();
+    if let Some(page) = ctx.pages.get_mut(ino, index) {
+        let was = !is_zero(page);
+        page.get_mut(target).ok_or(Error::InvalidArgument("write"))?.copy_from_slice(chunk);
+        let now = !is_zero(page);
+        count_change(rec, was, now);
+        return Ok(());
+    }
+    let mut page = vec![0u8; PAGE_SIZE].into_boxed_slice();
+    let source = if chunk.len() == PAGE_SIZE {
+        if cursor.at(ctx, index)?.is_some() { Source::Stored } else { Source::Hole }
+    } else {
+        load_page(ctx, cursor, ino, index, &mut page)?
+    };
+    let was = source.counted(&page);
+    page.get_mut(target).ok_or(Error::InvalidArgument("write"))?.copy_from_slice(chunk);
+    count_change(rec, was, !is_zero(&page));
+    ctx.pages.insert(ino, index, page);
+    Ok(())
+}
+
+/// Adjusts `rec.blocks` for a page that went from counted `was` to counted `now`.
+fn count_change(rec: &mut InodeRecord, was: bool, now: bool) {
+    match (was, now) {
+        (false, true) => rec.blocks = rec.blocks.saturating_add(SECTORS_PER_PAGE),
+        (true, false) => rec.blocks = rec.blocks.saturating_sub(SECTORS_PER_PAGE),
+        _ => {}
+    }
+}
+
+/// Sets the size of the regular file `ino` to `size` (at most FILE_SIZE_MAX): pages and extents
+/// past it are dropped, the tail of a partial last block is zeroed. Updates `rec.size` and
+/// `rec.blocks`; the caller stores `rec`.
+pub(crate) fn truncate(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, size: u64) -> Result<()> {
+    assert!(size <= FILE_SIZE_MAX, "size checked by the caller");
+    if size < rec.size {
+        drop_blocks_from(ctx, ino, rec, size.div_ceil(PAGE_BYTES))?;
+        if !size.is_multiple_of(PAGE_BYTES) {
+            zero_tail(ctx, ino, rec, size)?;
+        }
+    }
+    rec.size = size;
+    Ok(())
+}
+
+/// Drops the dirty pages and extents of `ino` from file block `first` on.
+fn drop_blocks_from(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, first: u64) -> Result<()> {
+    let dropped = ctx.pages.remove_from(ino, first);
+    let mut cursor = ExtentCursor::new(ino);
+    let (mut counted, mut shadowed) = (0u64, 0u64);
+    for (index, page) in &dropped {
+        counted += u64::from(!is_zero(page));
+        shadowed += u64::from(cursor.at(ctx, *index)?.is_some());
+    }
+    let unmapped = extent::punch(ctx, ino, first, FILE_BLOCKS_MAX)?;
+    counted += unmapped.saturating_sub(shadowed);
+    rec.blocks = rec.blocks.saturating_sub(counted.saturating_mul(SECTORS_PER_PAGE));
+    Ok(())
+}
+
+/// Zeroes the bytes of the last page from `size` to its end, as a dirty page if they were not
+/// zero already.
+fn zero_tail(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, size: u64) -> Result<()> {
+    let (index, within) = (size / PAGE_BYTES, (size % PAGE_BYTES) as usize);
+    let mut page = vec![0u8; PAGE_SIZE].into_boxed_slice();
+    let source = load_page(ctx, &mut ExtentCursor::new(ino), ino, index, &mut page)?;
+    if is_zero(page.get(within..).unwrap_or_default()) {
+        return Ok(());
+    }
+    let was = source.counted(&page);
+    page.get_mut(within..).unwrap_or_default().fill(0);
+    count_change(rec, was, !is_zero(&page));
+    ctx.pages.insert(ino, index, page);
+    Ok(())
+}
