@@ -8,9 +8,12 @@
 
 pub mod alloc;
 pub mod cache;
+mod checkpoint;
 pub mod ctx;
 pub mod error;
 pub mod format;
+mod fs;
+pub mod fsck;
 pub mod layer;
 pub mod store;
 pub mod ns;
@@ -18,5 +21,6 @@ pub mod tree;
 pub mod types;
 
 pub use error::{Error, Result};
+pub use fs::{Fs, MkfsOptions, MountOptions};
 pub use lcfs_device::{BlockDevice, FileDevice, MemDevice};
 pub use types::*;

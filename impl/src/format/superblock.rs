@@ -31,6 +31,8 @@ use crate::types::{BlockNo, Generation, LayerId};
 
 /// Blocks holding superblock copies (A and B).
 pub const SUPERBLOCK_SLOTS: [BlockNo; 2] = [BlockNo(0), BlockNo(1)];
+const SLOT_A: BlockNo = BlockNo(0);
+const SLOT_B: BlockNo = BlockNo(1);
 /// The first block the allocator may hand out.
 pub const FIRST_DATA_BLOCK: u64 = 2;
 /// Longest label, in bytes.
@@ -59,7 +61,11 @@ pub struct Superblock {
 impl Superblock {
     /// The slot this superblock's generation is written to.
     pub fn slot(&self) -> BlockNo {
-        SUPERBLOCK_SLOTS[(self.generation.0 % 2) as usize]
+        if self.generation.0.is_multiple_of(2) {
+            SLOT_A
+        } else {
+            SLOT_B
+        }
     }
 
     /// Encodes into one sealed block.

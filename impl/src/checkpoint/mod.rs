@@ -1,0 +1,150 @@
+//! The checkpoint: the only way anything becomes durable.
+//!
+//! Steps (docs/crash.md argues each against where a crash could land):
+//! 1. every open layer's dirty pages become extents in fresh blocks (delayed allocation);
+//! 2. every dirty layer tree is written bottom-up to fresh blocks; its record gets the new root;
+//! 3. the system tree (layer table) is written the same way;
+//! 4. the free map, as it will be once this checkpoint is durable (free + pending + the old
+//!    free-map chain), is written to fresh blocks;
+//! 5. flush; 6. the superblock with generation + 1 goes to the older slot; 7. flush;
+//! 8. only now do pending blocks and the old free-map chain become reusable.
+//!
+//! Invariants: no block referenced by the durable superblock is written before step 6 returns;
+//! a failed checkpoint leaves the durable image untouched and the in-memory state consistent,
+//! so it can be retried.
+
+use crate::alloc::freemap;
+use crate::error::Result;
+use crate::fs::State;
+use crate::layer::record_key;
+use crate::ns;
+use crate::store::BlockWriter;
+use crate::types::{BlockNo, Generation, LayerId};
+
+impl State {
+    /// Runs one checkpoint; `clean` marks it as written by a clean unmount.
+    pub(crate) fn checkpoint(&mut self, clean: bool) -> Result<Generation> {
+        let generation = Generation(self.sb.generation.0 + 1);
+        self.flush_layer_data()?;
+        self.write_layer_trees(generation)?;
+        let layer_table = {
+            let mut writer = BlockWriter { store: &self.store, space: &mut self.space, written: 0 };
+            self.system.write_dirty(&mut writer, generation)?
+        };
+        let (chain, free_blocks) = self.write_free_map(generation)?;
+        let mut sb = self.sb.clone();
+        sb.generation = generation;
+        sb.layer_table = layer_table;
+        sb.free_map = chain.first().copied().unwrap_or(BlockNo(0));
+        sb.free_map_blocks = chain.len() as u32;
+        sb.blocks_free = free_blocks;
+        sb.next_ino = self.next_ino;
+        sb.next_layer = self.next_layer;
+        sb.flags = if clean { crate::format::superblock::FLAG_CLEAN } else { 0 };
+        let dev = self.store.device();
+        if let Err(e) = dev.flush() {
+            self.give_back(&chain);
+            return Err(e.into());
+        }
+        if let Err(e) = dev.write(sb.slot().0, &sb.encode()).and_then(|()| dev.flush()) {
+            // The superblock may or may not have landed. The old free-map chain stays in use,
+            // and the new one waits for the next durable checkpoint like any freed block, so
+            // whichever generation wins at mount finds its free map intact.
+            for block in &chain {
+                self.space.release(*block, 1);
+            }
+            return Err(e.into());
+        }
+        for block in std::mem::replace(&mut self.free_map_chain, chain) {
+            self.space.release(block, 1);
+        }
+        self.space.checkpoint_done();
+        self.sb = sb;
+        Ok(generation)
+    }
+
+    fn flush_layer_data(&mut self) -> Result<()> {
+        let ids: Vec<LayerId> =
+            self.open.iter().filter(|(_, l)| !l.pages.is_empty()).map(|(id, _)| *id).collect();
+        for id in ids {
+            let State { store, space, open, next_ino, .. } = self;
+            let Some(layer) = open.get_mut(&id) else { continue };
+            let mut freed_nodes = Vec::new();
+            let mut freed_extents = Vec::new();
+            let mut ctx = crate::ctx::LayerCtx {
+                layer: id,
+                tree: &mut layer.tree,
+                store: &*store,
+                data: &*store,
+                pages: &mut layer.pages,
+                freed_nodes: &mut freed_nodes,
+                freed_extents: &mut freed_extents,
+                next_ino,
+            };
+            let mut writer = BlockWriter { store, space, written: 0 };
+            let out = ns::flush_pages(&mut ctx, &mut writer);
+            for block in freed_nodes {
+                space.release(block, 1);
+            }
+            for (start, len) in freed_extents {
+                space.release(start, len);
+                store.forget(start, len);
+            }
+            out?;
+        }
+        Ok(())
+    }
+
+    fn write_layer_trees(&mut self, generation: Generation) -> Result<()> {
+        let ids: Vec<LayerId> =
+            self.open.iter().filter(|(_, l)| l.tree.is_dirty()).map(|(id, _)| *id).collect();
+        for id in ids {
+            let Some(layer) = self.open.get_mut(&id) else { continue };
+            let mut writer = BlockWriter { store: &self.store, space: &mut self.space, written: 0 };
+            layer.rec.root = layer.tree.write_dirty(&mut writer, generation)?;
+            let value = layer.rec.encode();
+            let mut freed = Vec::new();
+            self.system.insert(&self.store, LayerId::SYSTEM, &record_key(id), &value, &mut freed)?;
+            for block in freed {
+                self.space.release(block, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the free map as it will be after this checkpoint; returns its chain and the
+    /// number of free blocks it records.
+    fn write_free_map(&mut self, generation: Generation) -> Result<(Vec<BlockNo>, u64)> {
+        let mut chain: Vec<BlockNo> = Vec::new();
+        let persisted = loop {
+            let mut persisted = self.space.free_after_checkpoint();
+            for block in &self.free_map_chain {
+                persisted.insert(block.0, 1);
+            }
+            if freemap::blocks_needed(persisted.len()) <= chain.len() as u64 {
+                break persisted;
+            }
+            match self.space.allocate(1) {
+                Ok((block, _)) => chain.push(block),
+                Err(e) => {
+                    self.give_back(&chain);
+                    return Err(e);
+                }
+            }
+        };
+        for (block, bytes) in chain.iter().zip(freemap::encode(&persisted, &chain, generation)) {
+            if let Err(e) = self.store.device().write(block.0, &bytes) {
+                self.give_back(&chain);
+                return Err(e.into());
+            }
+        }
+        Ok((chain, persisted.blocks()))
+    }
+
+    /// Returns blocks allocated by a checkpoint that failed before anything durable named them.
+    fn give_back(&mut self, blocks: &[BlockNo]) {
+        for block in blocks {
+            self.space.unallocate(block.0, 1);
+        }
+    }
+}

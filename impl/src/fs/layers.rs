@@ -1,0 +1,230 @@
+//! Layer operations: create (an O(1) clone of a committed parent), commit, remove, list.
+//! Each is a durability point: it returns after its checkpoint.
+//!
+//! Invariants: a child's tree starts as its parent's root pointer (nothing is copied); removal
+//! frees exactly the node and data blocks whose owner is the removed layer, found by
+//! `Tree::visit_owned`, which never descends into an ancestor's node.
+
+use std::ops::Bound;
+
+use super::{Fs, OpenLayer, State};
+use crate::error::{Error, Result};
+use crate::layer::{check_name, name_key, record_key, LayerRecord, NAME_PREFIX};
+use crate::ns::{self, DirtyPages};
+use crate::store::BlockWriter;
+use crate::tree::{Owned, Tree};
+use crate::types::{BlockNo, LayerId, LayerInfo, LayerState, Timespec};
+
+impl Fs {
+    /// Creates a writable layer, empty or an O(1) clone of the committed layer `parent`.
+    pub fn create_layer(&self, name: &str, parent: Option<&str>) -> Result<LayerId> {
+        let mut state = self.lock()?;
+        let id = state.create_layer(name, parent)?;
+        state.checkpoint(false)?;
+        Ok(id)
+    }
+
+    /// Makes a writable layer immutable; afterwards it may have children.
+    pub fn commit_layer(&self, name: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        let id = state.layer_id(name)?;
+        let layer = state.open_layer(id)?;
+        if layer.rec.state == LayerState::Committed {
+            return Err(Error::InvalidArgument("the layer is already committed"));
+        }
+        let mut rec = layer.rec.clone();
+        rec.state = LayerState::Committed;
+        state.put_record(rec)?;
+        state.checkpoint(false)?;
+        Ok(())
+    }
+
+    /// Removes a layer without children, freeing what it owns.
+    pub fn remove_layer(&self, name: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.remove_layer(name)?;
+        state.checkpoint(false)?;
+        Ok(())
+    }
+
+    /// The id of the layer called `name`.
+    pub fn layer_id(&self, name: &str) -> Result<LayerId> {
+        self.lock()?.layer_id(name)
+    }
+
+    /// What the engine knows of the layer called `name`.
+    pub fn layer(&self, name: &str) -> Result<LayerInfo> {
+        let mut state = self.lock()?;
+        let id = state.layer_id(name)?;
+        state.layer_info(id)
+    }
+
+    /// Every layer, sorted by name.
+    pub fn layers(&self) -> Result<Vec<LayerInfo>> {
+        let mut state = self.lock()?;
+        let lo = [NAME_PREFIX];
+        let hi = [NAME_PREFIX + 1];
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = match &after {
+                Some(k) => Bound::Excluded(k.as_slice()),
+                None => Bound::Included(&lo[..]),
+            };
+            let batch = state.system.range(&state.store, start, Bound::Excluded(&hi[..]), 256)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(last.clone());
+            for (_, value) in batch {
+                let id = decode_id(&value, state.sb.layer_table.0)?;
+                out.push(state.layer_info(id)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode_id(value: &[u8], block: u64) -> Result<LayerId> {
+    let bytes: [u8; 8] =
+        value.try_into().map_err(|_| Error::corrupt(block, "layer name index entry"))?;
+    Ok(LayerId(u64::from_le_bytes(bytes)))
+}
+
+impl State {
+    pub(crate) fn layer_id(&self, name: &str) -> Result<LayerId> {
+        if check_name(name).is_err() {
+            return Err(Error::NotFound);
+        }
+        let value = self.system.get(&self.store, &name_key(name))?.ok_or(Error::NotFound)?;
+        decode_id(&value, self.sb.layer_table.0)
+    }
+
+    fn layer_info(&mut self, id: LayerId) -> Result<LayerInfo> {
+        let rec = self.open_layer(id)?.rec.clone();
+        let parent = match rec.parent {
+            Some(p) => Some(self.open_layer(p)?.rec.name.clone()),
+            None => None,
+        };
+        Ok(LayerInfo { id, name: rec.name, parent, state: rec.state, children: rec.children })
+    }
+
+    /// Stores `rec` in the layer table and in the open layer.
+    pub(crate) fn put_record(&mut self, rec: LayerRecord) -> Result<()> {
+        let mut freed = Vec::new();
+        let key = record_key(rec.id);
+        self.system.insert(&self.store, LayerId::SYSTEM, &key, &rec.encode(), &mut freed)?;
+        self.release_nodes(freed);
+        if let Some(open) = self.open.get_mut(&rec.id) {
+            open.rec = rec;
+        }
+        Ok(())
+    }
+
+    fn release_nodes(&mut self, freed: Vec<BlockNo>) {
+        for block in freed {
+            self.space.release(block, 1);
+            self.store.forget(block, 1);
+        }
+    }
+
+    fn create_layer(&mut self, name: &str, parent: Option<&str>) -> Result<LayerId> {
+        check_name(name)?;
+        if self.system.get(&self.store, &name_key(name))?.is_some() {
+            return Err(Error::Exists);
+        }
+        let parent_rec = match parent {
+            Some(p) => {
+                let pid = self.layer_id(p)?;
+                let rec = self.open_layer(pid)?.rec.clone();
+                if rec.state != LayerState::Committed {
+                    return Err(Error::InvalidArgument("the parent layer is not committed"));
+                }
+                Some(rec)
+            }
+            None => None,
+        };
+        let id = LayerId(self.next_layer);
+        let tree = match &parent_rec {
+            Some(p) => {
+                let open = self.open_layer(p.id)?;
+                match open.tree.root_block() {
+                    Some(root) => Tree::from_root(root),
+                    // A committed layer is checkpointed by its commit; keep going if not.
+                    None => open.tree.clone(),
+                }
+            }
+            None => Tree::new(id),
+        };
+        let rec = LayerRecord {
+            id,
+            parent: parent_rec.as_ref().map(|p| p.id),
+            state: LayerState::Writable,
+            children: 0,
+            root: BlockNo(0),
+            created_sec: Timespec::now().sec,
+            name: name.to_string(),
+        };
+        self.open.insert(id, OpenLayer { rec: rec.clone(), tree, pages: DirtyPages::default() });
+        if parent_rec.is_none() {
+            self.with_layer(id, true, ns::init_root)?;
+        }
+        self.next_layer += 1;
+        let mut freed = Vec::new();
+        self.system.insert(&self.store, LayerId::SYSTEM, &name_key(name), &id.0.to_le_bytes(), &mut freed)?;
+        self.release_nodes(freed);
+        self.put_record(rec)?;
+        if let Some(mut p) = parent_rec {
+            p.children += 1;
+            self.put_record(p)?;
+        }
+        Ok(id)
+    }
+
+    fn remove_layer(&mut self, name: &str) -> Result<()> {
+        let id = self.layer_id(name)?;
+        let rec = self.open_layer(id)?.rec.clone();
+        if rec.children > 0 {
+            return Err(Error::Busy("the layer has children"));
+        }
+        self.free_owned(id)?;
+        let mut freed = Vec::new();
+        self.system.remove(&self.store, LayerId::SYSTEM, &record_key(id), &mut freed)?;
+        self.system.remove(&self.store, LayerId::SYSTEM, &name_key(name), &mut freed)?;
+        self.release_nodes(freed);
+        self.open.remove(&id);
+        if let Some(pid) = rec.parent {
+            let mut p = self.open_layer(pid)?.rec.clone();
+            p.children = p.children.saturating_sub(1);
+            self.put_record(p)?;
+        }
+        Ok(())
+    }
+
+    /// Releases every node and data block owned by layer `id`.
+    fn free_owned(&mut self, id: LayerId) -> Result<()> {
+        let State { store, space, open, sb, .. } = self;
+        let Some(layer) = open.get_mut(&id) else { return Ok(()) };
+        layer.pages = DirtyPages::default();
+        if layer.tree.is_dirty() {
+            // visit_owned walks on-disk nodes: write the dirty ones out first.
+            let mut writer = BlockWriter { store: &*store, space: &mut *space, written: 0 };
+            layer.tree.write_dirty(&mut writer, crate::types::Generation(sb.generation.0 + 1))?;
+        }
+        let mut blocks: Vec<(BlockNo, u64)> = Vec::new();
+        layer.tree.visit_owned(&*store, id, &mut |owned| {
+            match owned {
+                Owned::Node(block) => blocks.push((block, 1)),
+                Owned::Item { key, value } => {
+                    if let Some(extent) = ns::owned_extent(key, value, id) {
+                        blocks.push(extent);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        for (start, len) in blocks {
+            space.release(start, len);
+            store.forget(start, len);
+        }
+        Ok(())
+    }
+}

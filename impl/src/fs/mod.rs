@@ -1,0 +1,340 @@
+//! `Fs`: the engine's public face. It formats and mounts a device, resolves layers, checks the
+//! first two steps of the order of checks (layer exists, layer writable), hands inode operations
+//! to `ns` with a `LayerCtx`, and runs checkpoints.
+//!
+//! Invariants:
+//! - one lock (`state`) guards the whole engine: operations are linearizable;
+//! - nothing reaches the device between checkpoints: the durable image is always exactly the
+//!   last checkpoint;
+//! - a block released by an operation goes to `Space::release` (pending), never straight back
+//!   to the free map.
+
+mod layers;
+mod ops;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lcfs_device::BlockDevice;
+
+use crate::alloc::{freemap, Space};
+use crate::ctx::LayerCtx;
+use crate::error::{Error, Result};
+use crate::format::header::BLOCK_SIZE;
+use crate::format::superblock::{Superblock, FIRST_DATA_BLOCK, LABEL_MAX, MIN_BLOCKS, SUPERBLOCK_SLOTS};
+use crate::layer::{record_key, LayerRecord};
+use crate::ns::DirtyPages;
+use crate::store::Store;
+use crate::tree::Tree;
+use crate::types::{BlockNo, Generation, LayerId, LayerState, Statfs, NAME_MAX};
+
+/// Options of `Fs::mkfs`.
+#[derive(Clone, Debug, Default)]
+pub struct MkfsOptions {
+    /// A label of at most 64 bytes.
+    pub label: String,
+}
+
+/// Options of `Fs::mount`.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Tree nodes kept in memory (4 KiB each).
+    pub node_cache_blocks: usize,
+    /// Data blocks kept in memory (4 KiB each).
+    pub data_cache_blocks: usize,
+    /// Unwritten file data that triggers a checkpoint.
+    pub dirty_limit_bytes: u64,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            node_cache_blocks: 16 * 1024,
+            data_cache_blocks: 16 * 1024,
+            dirty_limit_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A layer touched since mount: its record, its tree and its unwritten data.
+pub(crate) struct OpenLayer {
+    pub(crate) rec: LayerRecord,
+    pub(crate) tree: Tree,
+    pub(crate) pages: DirtyPages,
+}
+
+/// Everything the engine keeps in memory.
+pub(crate) struct State {
+    pub(crate) store: Store,
+    pub(crate) space: Space,
+    /// The last durable superblock.
+    pub(crate) sb: Superblock,
+    /// Blocks of the free-map chain the durable superblock names.
+    pub(crate) free_map_chain: Vec<BlockNo>,
+    pub(crate) next_ino: u64,
+    pub(crate) next_layer: u64,
+    /// The layer table.
+    pub(crate) system: Tree,
+    pub(crate) open: HashMap<LayerId, OpenLayer>,
+    pub(crate) opts: MountOptions,
+}
+
+/// A mounted lcfs filesystem.
+pub struct Fs {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs").finish_non_exhaustive()
+    }
+}
+
+impl Fs {
+    /// Formats `dev`: an empty layer table, everything else free, generation 1.
+    pub fn mkfs(dev: Arc<dyn BlockDevice>, opts: &MkfsOptions) -> Result<()> {
+        let blocks = dev.block_count();
+        if dev.block_size() != BLOCK_SIZE {
+            return Err(Error::InvalidArgument("lcfs needs a device with 4096-byte blocks"));
+        }
+        if blocks < MIN_BLOCKS {
+            return Err(Error::InvalidArgument("the device is smaller than 1 MiB"));
+        }
+        if opts.label.len() > LABEL_MAX {
+            return Err(Error::InvalidArgument("labels are at most 64 bytes"));
+        }
+        let sb = Superblock {
+            generation: Generation(0),
+            block_count: blocks,
+            next_ino: crate::types::Ino::FIRST.0,
+            next_layer: 1,
+            layer_table: BlockNo(0),
+            free_map: BlockNo(0),
+            free_map_blocks: 0,
+            flags: 0,
+            blocks_free: 0,
+            created_sec: crate::types::Timespec::now().sec,
+            label: opts.label.clone(),
+        };
+        let mut state = State {
+            store: Store::new(Arc::clone(&dev), 64, 64),
+            space: Space::new_free(FIRST_DATA_BLOCK, blocks),
+            sb: sb.clone(),
+            free_map_chain: Vec::new(),
+            next_ino: sb.next_ino,
+            next_layer: sb.next_layer,
+            system: Tree::new(LayerId::SYSTEM),
+            open: HashMap::new(),
+            opts: MountOptions::default(),
+        };
+        // The other slot may hold a superblock of an earlier filesystem: erase it first.
+        for slot in SUPERBLOCK_SLOTS {
+            dev.write(slot.0, &[0u8; BLOCK_SIZE])?;
+        }
+        state.checkpoint(false)?;
+        Ok(())
+    }
+
+    /// Mounts the filesystem on `dev`: the newest valid superblock wins.
+    pub fn mount(dev: Arc<dyn BlockDevice>, opts: &MountOptions) -> Result<Fs> {
+        let sb = read_superblock(dev.as_ref())?;
+        let (free, free_map_chain) =
+            freemap::load(dev.as_ref(), sb.free_map, sb.free_map_blocks, sb.block_count)?;
+        if free.blocks() != sb.blocks_free {
+            return Err(Error::corrupt(
+                sb.free_map.0,
+                format!("free map holds {} blocks, superblock says {}", free.blocks(), sb.blocks_free),
+            ));
+        }
+        let store = Store::new(dev, opts.node_cache_blocks, opts.data_cache_blocks);
+        let state = State {
+            store,
+            space: Space::from_free(free),
+            system: Tree::from_root(sb.layer_table),
+            next_ino: sb.next_ino,
+            next_layer: sb.next_layer,
+            free_map_chain,
+            sb,
+            open: HashMap::new(),
+            opts: opts.clone(),
+        };
+        Ok(Fs { state: Mutex::new(state) })
+    }
+
+    /// Writes a last checkpoint (marked clean) and releases the device.
+    pub fn unmount(self) -> Result<()> {
+        let mut state = self.lock()?;
+        state.checkpoint(true)?;
+        Ok(())
+    }
+
+    /// Makes everything done so far durable; returns the new generation.
+    pub fn checkpoint(&self) -> Result<Generation> {
+        self.lock()?.checkpoint(false)
+    }
+
+    /// A durability point: the same as `checkpoint`.
+    pub fn sync(&self) -> Result<()> {
+        self.checkpoint().map(|_| ())
+    }
+
+    /// The generation of the last durable checkpoint.
+    pub fn generation(&self) -> Generation {
+        self.lock().map(|s| s.sb.generation).unwrap_or(Generation(0))
+    }
+
+    /// The label given at mkfs.
+    pub fn label(&self) -> String {
+        self.lock().map(|s| s.sb.label.clone()).unwrap_or_default()
+    }
+
+    /// Filesystem-wide numbers.
+    pub fn statfs(&self) -> Statfs {
+        let Ok(state) = self.lock() else {
+            return Statfs {
+                block_size: BLOCK_SIZE as u32,
+                blocks_total: 0,
+                blocks_free: 0,
+                blocks_available: 0,
+                files: 0,
+                files_free: 0,
+                name_max: NAME_MAX as u32,
+            };
+        };
+        let free = state.space.blocks_free();
+        Statfs {
+            block_size: BLOCK_SIZE as u32,
+            blocks_total: state.sb.block_count,
+            blocks_free: free,
+            blocks_available: free,
+            files: state.next_ino.saturating_sub(1),
+            files_free: free,
+            name_max: NAME_MAX as u32,
+        }
+    }
+
+    /// Counters of the node cache and the data cache.
+    pub fn cache_stats(&self) -> Result<(crate::cache::CacheStats, crate::cache::CacheStats)> {
+        Ok(self.lock()?.store.cache_stats())
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| Error::Busy("the engine stopped after an internal panic"))
+    }
+
+    /// Runs `f` on layer `layer` with the first two checks of the contract done.
+    fn with_layer<T>(
+        &self,
+        layer: LayerId,
+        modify: bool,
+        f: impl FnOnce(&mut LayerCtx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.lock()?;
+        let out = state.with_layer(layer, modify, f)?;
+        if modify {
+            state.checkpoint_if_dirty_limit()?;
+        }
+        Ok(out)
+    }
+}
+
+impl State {
+    /// The open layer `id`, loading its record from the layer table on first use.
+    pub(crate) fn open_layer(&mut self, id: LayerId) -> Result<&mut OpenLayer> {
+        if !self.open.contains_key(&id) {
+            let value = self.system.get(&self.store, &record_key(id))?.ok_or(Error::NotFound)?;
+            let rec = LayerRecord::decode(&value, self.sb.layer_table.0)?;
+            let tree = Tree::from_root(rec.root);
+            self.open.insert(id, OpenLayer { rec, tree, pages: DirtyPages::default() });
+        }
+        self.open.get_mut(&id).ok_or(Error::NotFound)
+    }
+
+    pub(crate) fn with_layer<T>(
+        &mut self,
+        layer: LayerId,
+        modify: bool,
+        f: impl FnOnce(&mut LayerCtx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let committed = self.open_layer(layer)?.rec.state == LayerState::Committed;
+        if modify && committed {
+            return Err(Error::ReadOnly);
+        }
+        let State { store, space, open, next_ino, .. } = self;
+        let open = open.get_mut(&layer).ok_or(Error::NotFound)?;
+        let mut freed_nodes = Vec::new();
+        let mut freed_extents = Vec::new();
+        let mut ctx = LayerCtx {
+            layer,
+            tree: &mut open.tree,
+            store: &*store,
+            data: &*store,
+            pages: &mut open.pages,
+            freed_nodes: &mut freed_nodes,
+            freed_extents: &mut freed_extents,
+            next_ino,
+        };
+        let out = f(&mut ctx);
+        for block in freed_nodes {
+            space.release(block, 1);
+            store.forget(block, 1);
+        }
+        for (start, len) in freed_extents {
+            space.release(start, len);
+            store.forget(start, len);
+        }
+        out
+    }
+
+    /// Unwritten data held by every open layer.
+    fn dirty_bytes(&self) -> u64 {
+        self.open.values().map(|l| l.pages.bytes()).sum()
+    }
+
+    fn checkpoint_if_dirty_limit(&mut self) -> Result<()> {
+        if self.dirty_bytes() > self.opts.dirty_limit_bytes {
+            self.checkpoint(false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads both superblock slots and returns the valid one with the highest generation.
+fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
+    let blocks = dev.block_count();
+    if blocks < MIN_BLOCKS {
+        return Err(Error::NotLcfs(format!(
+            "the device holds {} bytes, less than the 1 MiB of the smallest lcfs image",
+            blocks * BLOCK_SIZE as u64
+        )));
+    }
+    let mut best: Option<Superblock> = None;
+    let mut errors = Vec::new();
+    let mut zeroed = 0;
+    for slot in SUPERBLOCK_SLOTS {
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        dev.read(slot.0, &mut buf)?;
+        if buf.iter().all(|&b| b == 0) {
+            zeroed += 1;
+            continue;
+        }
+        match Superblock::decode(&buf, slot, blocks) {
+            Ok(sb) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => best = Some(sb),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    match best {
+        Some(sb) => Ok(sb),
+        None if zeroed == 2 => {
+            Err(Error::NotLcfs("both superblocks are zero: the device was never formatted".into()))
+        }
+        None => match errors.into_iter().next() {
+            Some(Error::Corrupt { what, .. }) if what.contains("magic") => {
+                Err(Error::NotLcfs("no lcfs superblock found (foreign or damaged image)".into()))
+            }
+            Some(e) => Err(e),
+            None => Err(Error::NotLcfs("no valid superblock".into())),
+        },
+    }
+}
