@@ -1,7 +1,13 @@
 //! The copy-on-write B-tree: one per layer, plus one for the system (the layer table).
 //!
-//! SKELETON: the public API below is the contract between the tree and the rest of the engine.
-//! The tree helper replaces the bodies; the signatures stay unless everyone agrees.
+//! The public API below is the contract between the tree and the rest of the engine. The work
+//! is in the files of this folder:
+//!
+//! - `node.rs`: the in-memory node and its on-disk codec (the byte layout is documented there);
+//! - `update.rs`: insert and remove, copying the path from the root to a leaf;
+//! - `read.rs`: get and range; `write.rs`: write_dirty; `visit.rs`: visit_owned;
+//! - `diff.rs`: the differences between two trees; `check.rs`: a full structural check;
+//! - `mem_store.rs`: an in-memory `NodeStore`/`NodeWriter` for tests and tools.
 //!
 //! Invariants:
 //! - keys are byte strings ordered bytewise, at most `KEY_MAX` bytes; values at most `VALUE_MAX`;
@@ -20,18 +26,29 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::types::{BlockNo, Generation, LayerId};
 
+mod check;
+mod diff;
+mod mem_store;
+mod node;
+mod read;
+mod update;
+mod visit;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use check::TreeStats;
+pub use diff::DiffItem;
+pub use mem_store::MemNodeStore;
+pub use node::Node;
+
 /// Longest key, in bytes.
 pub const KEY_MAX: usize = 300;
 /// Longest value, in bytes.
 pub const VALUE_MAX: usize = 1100;
 /// Deepest tree a reader accepts.
 pub const DEPTH_MAX: usize = 16;
-
-/// A decoded tree node (leaf or internal), as the cache holds it.
-#[derive(Debug)]
-pub struct Node {
-    _private: (),
-}
 
 /// Where a child lives: on disk (immutable) or in memory (dirty, not yet written).
 #[derive(Clone, Debug)]
@@ -63,18 +80,6 @@ pub enum Owned<'a> {
     Item { key: &'a [u8], value: &'a [u8] },
 }
 
-impl Node {
-    /// Decodes and validates a node read from `block` (header, kind, bounds, key order).
-    pub fn decode(_bytes: &[u8], _block: BlockNo) -> Result<Node> {
-        todo!("tree helper")
-    }
-
-    /// The layer that allocated this node.
-    pub fn owner(&self) -> LayerId {
-        todo!("tree helper")
-    }
-}
-
 /// A copy-on-write B-tree, named by its root.
 #[derive(Clone, Debug)]
 pub struct Tree {
@@ -83,8 +88,8 @@ pub struct Tree {
 
 impl Tree {
     /// An empty tree (one empty leaf in memory), to be owned by `owner`.
-    pub fn new(_owner: LayerId) -> Tree {
-        todo!("tree helper")
+    pub fn new(owner: LayerId) -> Tree {
+        Tree { root: NodeRef::Mem(Arc::new(Node::empty_leaf(owner))) }
     }
 
     /// The tree whose root node is at `block`.
@@ -106,63 +111,69 @@ impl Tree {
     }
 
     /// The value under `key`.
-    pub fn get(&self, _store: &dyn NodeStore, _key: &[u8]) -> Result<Option<Vec<u8>>> {
-        todo!("tree helper")
+    pub fn get(&self, store: &dyn NodeStore, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_item(store, key)
     }
 
     /// Up to `limit` items with keys in `(lo, hi)`, in key order.
     pub fn range(
         &self,
-        _store: &dyn NodeStore,
-        _lo: Bound<&[u8]>,
-        _hi: Bound<&[u8]>,
-        _limit: usize,
+        store: &dyn NodeStore,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        todo!("tree helper")
+        self.range_items(store, lo, hi, limit)
     }
 
     /// Inserts or replaces `key`, as layer `owner`; returns the old value. Replaced on-disk nodes
-    /// owned by `owner` are pushed to `freed`.
+    /// owned by `owner` are pushed to `freed`. `InvalidArgument` for a key longer than
+    /// `KEY_MAX` or a value longer than `VALUE_MAX`; `NoSpace` if the tree is at `DEPTH_MAX`
+    /// levels and the insert could need one more. On an error the tree is unchanged.
     pub fn insert(
         &mut self,
-        _store: &dyn NodeStore,
-        _owner: LayerId,
-        _key: &[u8],
-        _value: &[u8],
-        _freed: &mut Vec<BlockNo>,
+        store: &dyn NodeStore,
+        owner: LayerId,
+        key: &[u8],
+        value: &[u8],
+        freed: &mut Vec<BlockNo>,
     ) -> Result<Option<Vec<u8>>> {
-        todo!("tree helper")
+        self.insert_item(store, owner, key, value, freed)
     }
 
     /// Removes `key`, as layer `owner`; returns the old value. Like `insert` for `freed`.
+    /// Removing a missing key changes nothing (the tree stays clean if it was).
     pub fn remove(
         &mut self,
-        _store: &dyn NodeStore,
-        _owner: LayerId,
-        _key: &[u8],
-        _freed: &mut Vec<BlockNo>,
+        store: &dyn NodeStore,
+        owner: LayerId,
+        key: &[u8],
+        freed: &mut Vec<BlockNo>,
     ) -> Result<Option<Vec<u8>>> {
-        todo!("tree helper")
+        self.remove_item(store, owner, key, freed)
     }
 
     /// Writes every dirty node bottom-up to blocks from `writer`, sealed with `generation`, and
-    /// returns the new root block. Afterwards the tree is clean (`root_block` is `Some`).
+    /// returns the new root block. Afterwards the tree is clean (`root_block` is `Some`). On an
+    /// error the tree is unchanged (blocks already allocated are the caller's to reclaim).
     pub fn write_dirty(
         &mut self,
-        _writer: &mut dyn NodeWriter,
-        _generation: Generation,
+        writer: &mut dyn NodeWriter,
+        generation: Generation,
     ) -> Result<BlockNo> {
-        todo!("tree helper")
+        self.write_nodes(writer, generation)
     }
 
     /// Visits every node owned by `owner` reachable from this (clean) tree without descending
-    /// into nodes of other owners, and every item of the leaves it owns.
+    /// into nodes of other owners, and every item of the leaves it owns. It reads the header of
+    /// each child of an owned node to learn its owner, and never reads below a node of another
+    /// owner. Mem nodes of a dirty tree are walked too, but have no block to report.
     pub fn visit_owned(
         &self,
-        _store: &dyn NodeStore,
-        _owner: LayerId,
-        _visit: &mut dyn FnMut(Owned<'_>) -> Result<()>,
+        store: &dyn NodeStore,
+        owner: LayerId,
+        visit: &mut dyn FnMut(Owned<'_>) -> Result<()>,
     ) -> Result<()> {
-        todo!("tree helper")
+        self.visit_owned_nodes(store, owner, visit)
     }
 }

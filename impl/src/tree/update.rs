@@ -1,0 +1,303 @@
+//! Insert and remove: copy-on-write of the path from the root to one leaf (shadowing).
+//!
+//! Each update runs in two phases:
+//! 1. `descend` reads the path (and, for a remove that collapses the root, the nodes the new root
+//!    comes from) through the store. It may fail; nothing has changed yet.
+//! 2. `take_path`, the edit of the leaf and `rebuild` cannot fail, so an error leaves the tree as
+//!    it was.
+//!
+//! Invariants:
+//! - every node on the path becomes a `NodeRef::Mem` node owned by the modifying layer; a Mem
+//!   node held by this tree alone is changed in place, one shared with a clone is copied;
+//! - a `NodeRef::Disk` node on the path whose owner is the modifying layer goes to `freed`, once;
+//!   a disk node of any other owner is never listed;
+//! - a node left empty is dropped from its parent, an overfull one is split in two, and a root
+//!   left with one child gives way to that child; only a root leaf may be empty;
+//! - the root level stays below `DEPTH_MAX`: an insert that could split a root at the deepest
+//!   level is refused with `NoSpace`.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::header::PAYLOAD_SIZE;
+use crate::types::{BlockNo, LayerId};
+
+use super::node::{resolve, Body, Child, Item, Node, INTERNAL_ENTRY_MAX, LEAF_ENTRY_MAX};
+use super::{NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
+
+/// One node of a descent and the index taken in it (the child, or the item slot of the leaf).
+struct Step {
+    node: Arc<Node>,
+    index: usize,
+}
+
+/// A node of the path, taken out of its parent for editing, with the key of the child entry
+/// taken out of it (internal nodes).
+struct Frame {
+    node: Node,
+    index: usize,
+    child_key: Vec<u8>,
+}
+
+/// What a rebuilt node becomes in its parent.
+enum Up {
+    Gone,
+    One(Node),
+    Two(Node, Vec<u8>, Node),
+}
+
+impl Tree {
+    /// `Tree::insert`.
+    pub(super) fn insert_item(
+        &mut self,
+        store: &dyn NodeStore,
+        owner: LayerId,
+        key: &[u8],
+        value: &[u8],
+        freed: &mut Vec<BlockNo>,
+    ) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        if value.len() > VALUE_MAX {
+            return Err(Error::InvalidArgument("tree value longer than VALUE_MAX"));
+        }
+        let steps = descend(&self.root, store, key)?;
+        if let Some(root) = steps.first() {
+            let entry_max = if root.node.is_leaf() { LEAF_ENTRY_MAX } else { INTERNAL_ENTRY_MAX };
+            let deepest = usize::from(root.node.level()) + 1 >= DEPTH_MAX;
+            if deepest && root.node.encoded_size() + entry_max > PAYLOAD_SIZE {
+                return Err(Error::NoSpace);
+            }
+        }
+        let mut frames = take_path(&mut self.root, steps, owner, freed);
+        let mut old = None;
+        if let Some(Frame { node: Node { body: Body::Leaf(items), .. }, index, .. }) =
+            frames.last_mut()
+        {
+            match items.get_mut(*index) {
+                Some(item) if item.key == key => {
+                    old = Some(std::mem::replace(&mut item.value, value.to_vec()));
+                }
+                _ => items.insert(*index, Item { key: key.to_vec(), value: value.to_vec() }),
+            }
+        }
+        self.root = rebuild(frames, owner, Vec::new(), freed);
+        Ok(old)
+    }
+
+    /// `Tree::remove`.
+    pub(super) fn remove_item(
+        &mut self,
+        store: &dyn NodeStore,
+        owner: LayerId,
+        key: &[u8],
+        freed: &mut Vec<BlockNo>,
+    ) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        let steps = descend(&self.root, store, key)?;
+        let found = steps
+            .last()
+            .is_some_and(|leaf| leaf.node.items().nth(leaf.index).is_some_and(|(k, _)| k == key));
+        if !found {
+            return Ok(None);
+        }
+        let collapse = collapse_chain(&steps, store)?;
+        let mut frames = take_path(&mut self.root, steps, owner, freed);
+        let mut old = None;
+        if let Some(Frame { node: Node { body: Body::Leaf(items), .. }, index, .. }) =
+            frames.last_mut()
+        {
+            if *index < items.len() {
+                old = Some(items.remove(*index).value);
+            }
+        }
+        self.root = rebuild(frames, owner, collapse, freed);
+        Ok(old)
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > KEY_MAX {
+        return Err(Error::InvalidArgument("tree key longer than KEY_MAX"));
+    }
+    Ok(())
+}
+
+/// Phase 1: the path from `root` to the leaf where `key` is or would be.
+fn descend(root: &NodeRef, store: &dyn NodeStore, key: &[u8]) -> Result<Vec<Step>> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut node = resolve(store, root, None)?;
+    loop {
+        match &node.body {
+            Body::Leaf(items) => {
+                let index = items.partition_point(|i| i.key.as_slice() < key);
+                steps.push(Step { node, index });
+                return Ok(steps);
+            }
+            Body::Internal { level, children } => {
+                let index = node.child_index(key);
+                let next = match children.get(index) {
+                    Some(child) => resolve(store, &child.node, Some(level.saturating_sub(1)))?,
+                    None => return Err(Error::corrupt(0, "tree descent lost its child")),
+                };
+                steps.push(Step { node, index });
+                node = next;
+            }
+        }
+        // Levels strictly decrease (checked by `resolve`), so this never fires; it keeps the
+        // loop visibly bounded.
+        if steps.len() >= DEPTH_MAX {
+            return Err(Error::corrupt(0, "tree deeper than DEPTH_MAX"));
+        }
+    }
+}
+
+/// Phase 1 of a remove: if removing the key leaves the root with a single child, the nodes from
+/// that child down while each has a single child; the last one becomes the new root.
+fn collapse_chain(steps: &[Step], store: &dyn NodeStore) -> Result<Vec<Arc<Node>>> {
+    // The leaf empties if it holds only the key; a node above empties if its child on the path
+    // empties and it has no other child: count those from the bottom.
+    let empties = steps.iter().rev().take_while(|step| step.node.len() == 1).count();
+    // The root loses a child (and keeps the others) if everything below it on the path goes.
+    let root_loses_child = empties + 1 == steps.len();
+    let Some(root) = steps.first() else { return Ok(Vec::new()) };
+    if !root_loses_child || root.node.len() != 2 {
+        return Ok(Vec::new());
+    }
+    let Body::Internal { level, children } = &root.node.body else { return Ok(Vec::new()) };
+    let Some(sibling) = children.get(1 - root.index.min(1)) else { return Ok(Vec::new()) };
+    let mut chain = Vec::new();
+    let mut at = sibling.node.clone();
+    let mut want = level.saturating_sub(1);
+    loop {
+        let node = resolve(store, &at, Some(want))?;
+        chain.push(Arc::clone(&node));
+        match &node.body {
+            Body::Internal { children, .. } if children.len() == 1 && want > 0 => {
+                at = children.first().map(|c| c.node.clone()).unwrap_or(at);
+                want -= 1;
+            }
+            _ => return Ok(chain),
+        }
+    }
+}
+
+/// Phase 2: takes the nodes of the path out of the tree as owned, editable nodes.
+fn take_path(
+    root: &mut NodeRef,
+    steps: Vec<Step>,
+    owner: LayerId,
+    freed: &mut Vec<BlockNo>,
+) -> Vec<Frame> {
+    // The root is rebuilt before the update returns; until then it holds a placeholder.
+    let mut slot = Some(std::mem::replace(root, NodeRef::Disk(BlockNo(0))));
+    let mut frames = Vec::with_capacity(steps.len());
+    for step in steps {
+        let Some(origin) = slot.take() else { break };
+        let mut node = own(origin, step.node, owner, freed);
+        let mut child_key = Vec::new();
+        if let Body::Internal { children, .. } = &mut node.body {
+            assert!(step.index < children.len(), "path index out of its node");
+            let child = children.remove(step.index);
+            child_key = child.key;
+            slot = Some(child.node);
+        }
+        frames.push(Frame { node, index: step.index, child_key });
+    }
+    frames
+}
+
+/// The node `origin` as an owned node of `owner`: a Mem node is taken (copied if a clone shares
+/// it); a Disk node is copied from `loaded` (its decoded content) and freed if `owner` owns it.
+fn own(origin: NodeRef, loaded: Arc<Node>, owner: LayerId, freed: &mut Vec<BlockNo>) -> Node {
+    let mut node = match origin {
+        NodeRef::Mem(node) => {
+            drop(loaded);
+            Arc::unwrap_or_clone(node)
+        }
+        NodeRef::Disk(block) => {
+            if loaded.owner == owner {
+                freed.push(block);
+            }
+            Node::clone(&loaded)
+        }
+    };
+    node.owner = owner;
+    node
+}
+
+/// Phase 2: puts the edited path back, bottom-up, splitting and dropping nodes as needed; returns
+/// the new root.
+fn rebuild(
+    mut frames: Vec<Frame>,
+    owner: LayerId,
+    collapse: Vec<Arc<Node>>,
+    freed: &mut Vec<BlockNo>,
+) -> NodeRef {
+    let mut up = match frames.pop() {
+        Some(leaf) => settle(leaf.node),
+        None => Up::Gone,
+    };
+    while let Some(Frame { mut node, index, child_key }) = frames.pop() {
+        if let Body::Internal { children, .. } = &mut node.body {
+            match up {
+                Up::Gone => {
+                    // A new first child takes the empty first separator.
+                    if let Some(first) = children.first_mut().filter(|_| index == 0) {
+                        first.key.clear();
+                    }
+                }
+                Up::One(child) => children.insert(index, mem_child(child_key, child)),
+                Up::Two(left, key, right) => {
+                    children.insert(index, mem_child(child_key, left));
+                    children.insert(index + 1, mem_child(key, right));
+                }
+            }
+        }
+        up = settle(node);
+    }
+    match up {
+        Up::Gone => NodeRef::Mem(Arc::new(Node::empty_leaf(owner))),
+        Up::One(root) => collapse_root(root, collapse, owner, freed),
+        Up::Two(left, key, right) => {
+            let level = left.level() + 1;
+            assert!(usize::from(level) < DEPTH_MAX, "root split past DEPTH_MAX");
+            let children = vec![mem_child(Vec::new(), left), mem_child(key, right)];
+            NodeRef::Mem(Arc::new(Node { owner, body: Body::Internal { level, children } }))
+        }
+    }
+}
+
+fn mem_child(key: Vec<u8>, node: Node) -> Child {
+    Child { key, node: NodeRef::Mem(Arc::new(node)) }
+}
+
+/// What a node edited by an update becomes: gone if empty, split if it overflows.
+fn settle(mut node: Node) -> Up {
+    if node.is_empty() {
+        Up::Gone
+    } else if node.fits() {
+        Up::One(node)
+    } else {
+        let (key, right) = node.split();
+        Up::Two(node, key, right)
+    }
+}
+
+/// The new root when the rebuilt root is `root`: while it is an internal node with a single
+/// child, that child (its content preloaded in `chain`) takes its place.
+fn collapse_root(
+    mut root: Node,
+    chain: Vec<Arc<Node>>,
+    owner: LayerId,
+    freed: &mut Vec<BlockNo>,
+) -> NodeRef {
+    for loaded in chain {
+        let only = match &mut root.body {
+            Body::Internal { children, .. } if children.len() == 1 => children.pop(),
+            _ => None,
+        };
+        let Some(only) = only else { break };
+        root = own(only.node, loaded, owner, freed);
+    }
+    NodeRef::Mem(Arc::new(root))
+}
