@@ -424,6 +424,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use quickcheck::{quickcheck, Arbitrary, Gen};
@@ -561,9 +562,10 @@ mod tests {
         let mut big = good;
         big[24..32].copy_from_slice(&(FILE_SIZE_MAX + 1).to_le_bytes());
         assert!(corrupt(decode_inode(&big)));
-        assert!(decode_extent(&encode_extent(&ExtentValue {
-            disk: BlockNo(1), count: 1, owner: LayerId(1)
-        })[..8]).is_err());
+        assert!(decode_extent(
+            &encode_extent(&ExtentValue { disk: BlockNo(1), count: 1, owner: LayerId(1) })[..8]
+        )
+        .is_err());
         assert!(decode_extent(&[0u8; EXTENT_LEN]).is_err(), "count 0");
         assert!(decode_dir_entry(&[0u8; DIR_ENTRY_LEN]).is_err(), "inode 0");
         assert!(decode_key(&[0, 0, 0, 0, 0, 0, 0, 1, 9]).is_err(), "unknown kind");

@@ -96,10 +96,17 @@ fn span(pos: u64, end: u64) -> (u64, usize, usize) {
 
 /// Writes all of `data` at `offset`, extending the file; mtime = ctime = `now` unless `data` is
 /// empty. Returns the number of bytes written.
-pub fn write(ctx: &mut LayerCtx<'_>, ino: Ino, offset: u64, data: &[u8], now: Timespec) -> Result<u32> {
+pub fn write(
+    ctx: &mut LayerCtx<'_>,
+    ino: Ino,
+    offset: u64,
+    data: &[u8],
+    now: Timespec,
+) -> Result<u32> {
     let mut rec = load_inode(ctx, ino)?;
     expect_regular(&rec)?;
-    let written = u32::try_from(data.len()).map_err(|_| Error::InvalidArgument("write over 4 GiB"))?;
+    let written =
+        u32::try_from(data.len()).map_err(|_| Error::InvalidArgument("write over 4 GiB"))?;
     let end = offset
         .checked_add(u64::from(written))
         .filter(|&end| end <= FILE_SIZE_MAX)
@@ -144,7 +151,11 @@ fn write_page(
     }
     let mut page = vec![0u8; PAGE_SIZE].into_boxed_slice();
     let source = if chunk.len() == PAGE_SIZE {
-        if cursor.at(ctx, index)?.is_some() { Source::Stored } else { Source::Hole }
+        if cursor.at(ctx, index)?.is_some() {
+            Source::Stored
+        } else {
+            Source::Hole
+        }
     } else {
         load_page(ctx, cursor, ino, index, &mut page)?
     };
@@ -167,7 +178,12 @@ fn count_change(rec: &mut InodeRecord, was: bool, now: bool) {
 /// Sets the size of the regular file `ino` to `size` (at most FILE_SIZE_MAX): pages and extents
 /// past it are dropped, the tail of a partial last block is zeroed. Updates `rec.size` and
 /// `rec.blocks`; the caller stores `rec`.
-pub(crate) fn truncate(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, size: u64) -> Result<()> {
+pub(crate) fn truncate(
+    ctx: &mut LayerCtx<'_>,
+    ino: Ino,
+    rec: &mut InodeRecord,
+    size: u64,
+) -> Result<()> {
     assert!(size <= FILE_SIZE_MAX, "size checked by the caller");
     if size < rec.size {
         drop_blocks_from(ctx, ino, rec, size.div_ceil(PAGE_BYTES))?;
@@ -180,7 +196,12 @@ pub(crate) fn truncate(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, 
 }
 
 /// Drops the dirty pages and extents of `ino` from file block `first` on.
-fn drop_blocks_from(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, first: u64) -> Result<()> {
+fn drop_blocks_from(
+    ctx: &mut LayerCtx<'_>,
+    ino: Ino,
+    rec: &mut InodeRecord,
+    first: u64,
+) -> Result<()> {
     let dropped = ctx.pages.remove_from(ino, first);
     let mut cursor = ExtentCursor::new(ino);
     let (mut counted, mut shadowed) = (0u64, 0u64);

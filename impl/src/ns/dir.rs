@@ -18,7 +18,11 @@ use crate::ns::name::check_name;
 use crate::types::{Attr, DirEntry, Ino, Timespec, NAME_MAX};
 
 /// The entry `name` of directory `dir`, if any.
-pub(crate) fn find_entry(ctx: &LayerCtx<'_>, dir: Ino, name: &[u8]) -> Result<Option<DirEntryValue>> {
+pub(crate) fn find_entry(
+    ctx: &LayerCtx<'_>,
+    dir: Ino,
+    name: &[u8],
+) -> Result<Option<DirEntryValue>> {
     match item::get(ctx, &records::dir_entry_key(dir, name))? {
         Some(value) => Ok(Some(records::decode_dir_entry(&value)?)),
         None => Ok(None),
@@ -26,7 +30,12 @@ pub(crate) fn find_entry(ctx: &LayerCtx<'_>, dir: Ino, name: &[u8]) -> Result<Op
 }
 
 /// Sets the entry `name` of `dir` to `entry`.
-pub(crate) fn put_entry(ctx: &mut LayerCtx<'_>, dir: Ino, name: &[u8], entry: &DirEntryValue) -> Result<()> {
+pub(crate) fn put_entry(
+    ctx: &mut LayerCtx<'_>,
+    dir: Ino,
+    name: &[u8],
+    entry: &DirEntryValue,
+) -> Result<()> {
     item::put(ctx, &records::dir_entry_key(dir, name), &records::encode_dir_entry(entry))?;
     Ok(())
 }

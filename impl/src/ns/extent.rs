@@ -56,11 +56,13 @@ impl Extent {
         };
         let v = records::decode_extent(value)?;
         if last >= FILE_BLOCKS_MAX || v.count - 1 > last {
-            return Err(Error::corrupt(0, format!("extent ending at block {last} is out of range")));
+            return Err(Error::corrupt(
+                0,
+                format!("extent ending at block {last} is out of range"),
+            ));
         }
         Ok(Extent { start: last - (v.count - 1), count: v.count, disk: v.disk, owner: v.owner })
     }
-
 }
 
 /// The first extent of `ino` whose last block is at or after `index` (it covers `index` if it
@@ -165,13 +167,20 @@ pub(crate) fn map_new(
 ) -> Result<()> {
     let mut new = Extent { start, count, disk, owner: ctx.layer };
     let continues = |a: &Extent, b: &Extent| {
-        a.owner == b.owner && a.last() + 1 == b.start && a.disk.0.checked_add(a.count) == Some(b.disk.0)
+        a.owner == b.owner
+            && a.last() + 1 == b.start
+            && a.disk.0.checked_add(a.count) == Some(b.disk.0)
     };
     if let Some(before) = start.checked_sub(1) {
         if let Some(prev) = find_extent(ctx, ino, before)? {
             if continues(&prev, &new) {
                 remove_extent(ctx, ino, &prev)?;
-                new = Extent { start: prev.start, count: prev.count + new.count, disk: prev.disk, ..new };
+                new = Extent {
+                    start: prev.start,
+                    count: prev.count + new.count,
+                    disk: prev.disk,
+                    ..new
+                };
             }
         }
     }

@@ -82,7 +82,10 @@ fn write_blocks(
     count: u64,
 ) -> Result<()> {
     for i in 0..count {
-        let page = ctx.pages.get(ino, index + i).ok_or_else(|| Error::corrupt(0, "dirty run lost a page"))?;
+        let page = ctx
+            .pages
+            .get(ino, index + i)
+            .ok_or_else(|| Error::corrupt(0, "dirty run lost a page"))?;
         space.write_block(BlockNo(disk.0 + i), page)?;
     }
     Ok(())

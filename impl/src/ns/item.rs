@@ -58,7 +58,9 @@ pub(crate) fn store_inode(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &InodeRecord) -
 /// The record of the inode a directory entry names: a missing one is a dangling entry.
 pub(crate) fn load_child(ctx: &LayerCtx<'_>, ino: Ino) -> Result<InodeRecord> {
     match load_inode(ctx, ino) {
-        Err(Error::NotFound) => Err(Error::corrupt(0, format!("entry names missing inode {}", ino.0))),
+        Err(Error::NotFound) => {
+            Err(Error::corrupt(0, format!("entry names missing inode {}", ino.0)))
+        }
         other => other,
     }
 }

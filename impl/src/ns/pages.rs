@@ -88,9 +88,8 @@ impl DirtyPages {
         let mut count = 0u64;
         let later = self.pages.range((Bound::Included((ino, first)), Bound::Unbounded));
         for (&(next_ino, index), page) in later {
-            let continues = next_ino == ino
-                && Some(index) == first.checked_add(count)
-                && is_zero(page) == zero;
+            let continues =
+                next_ino == ino && Some(index) == first.checked_add(count) && is_zero(page) == zero;
             if !continues || count >= count_max {
                 break;
             }
