@@ -94,8 +94,10 @@ fn span(pos: u64, end: u64) -> (u64, usize, usize) {
     (pos / PAGE_BYTES, within, take)
 }
 
-/// Writes all of `data` at `offset`, extending the file; mtime = ctime = `now` unless `data` is
-/// empty. Returns the number of bytes written.
+/// Writes `data` at `offset`, extending the file, and returns the count written; mtime = ctime =
+/// `now`. As Linux: an empty `data` changes nothing (even past the size limit); a write starting
+/// at or past FILE_SIZE_MAX is EFBIG; one that ends past it is short, stopping at the limit; at
+/// most `u32::MAX` bytes are written.
 pub fn write(
     ctx: &mut LayerCtx<'_>,
     ino: Ino,
@@ -105,15 +107,16 @@ pub fn write(
 ) -> Result<u32> {
     let mut rec = load_inode(ctx, ino)?;
     expect_regular(&rec)?;
-    let written =
-        u32::try_from(data.len()).map_err(|_| Error::InvalidArgument("write over 4 GiB"))?;
-    let end = offset
-        .checked_add(u64::from(written))
-        .filter(|&end| end <= FILE_SIZE_MAX)
-        .ok_or(Error::FileTooBig)?;
     if data.is_empty() {
         return Ok(0);
     }
+    if offset >= FILE_SIZE_MAX {
+        return Err(Error::FileTooBig);
+    }
+    let count = (data.len() as u64).min(FILE_SIZE_MAX - offset).min(u64::from(u32::MAX));
+    let written = u32::try_from(count).map_err(|_| Error::InvalidArgument("write count"))?;
+    let data = data.get(..written as usize).unwrap_or(data);
+    let end = offset + count;
     let mut cursor = ExtentCursor::new(ino);
     let mut rest = data;
     let mut pos = offset;

@@ -1,5 +1,13 @@
-//! rename and renameat2 (`noreplace`, `exchange`), in the order of checks of
-//! `docs/operations.md`.
+//! rename and renameat2 (`noreplace`, `exchange`).
+//!
+//! Checks after the common ones, in this order (the model's, which follows Linux's
+//! `do_renameat2` and `vfs_rename`): both flags: EINVAL; dir or newdir not a directory: ENOTDIR;
+//! source missing: ENOENT; `noreplace` and the target exists: EEXIST; `exchange` and the target
+//! is missing: ENOENT; the source is newdir or above it: EINVAL; the target is dir or above it:
+//! ENOTEMPTY (EINVAL with `exchange`); source and target the same inode: success, no change;
+//! without `exchange`, a directory over a non-directory: ENOTDIR, the reverse: EISDIR; a
+//! directory that would gain a subdirectory at LINK_MAX: EMLINK; without `exchange`, a non-empty
+//! target directory: ENOTEMPTY.
 //!
 //! Invariants kept by a successful rename:
 //! - directory nlinks follow the subdirectories that moved, and a moved directory's `parent`
@@ -59,20 +67,23 @@ pub fn rename(
     if flags.exchange && dst.is_none() {
         return Err(Error::NotFound);
     }
-    if dst.is_some_and(|d| d.ino == src.ino) {
-        return Ok(());
-    }
     let src_is_dir = load_child(ctx, src.ino)?.kind == FileType::Directory;
     let dst_is_dir = match dst {
         Some(d) => load_child(ctx, d.ino)?.kind == FileType::Directory,
         None => false,
     };
     let m = Move { dir, name, newdir, newname, src, dst, src_is_dir, dst_is_dir };
-    if !flags.exchange {
-        check_replace(ctx, &m)?;
-    }
     check_loops(ctx, &m, flags.exchange)?;
+    if dst.is_some_and(|d| d.ino == src.ino) {
+        return Ok(());
+    }
+    if !flags.exchange {
+        check_kinds(&m)?;
+    }
     check_links(&m, dir_rec.nlink, newdir_rec.nlink, flags.exchange)?;
+    if !flags.exchange {
+        check_empty(ctx, &m)?;
+    }
     if flags.exchange {
         exchange(ctx, &m, now)
     } else {
@@ -80,32 +91,43 @@ pub fn rename(
     }
 }
 
-/// Without `exchange`: the target, if any, must be of the source's kind and, if a directory,
-/// empty.
-fn check_replace(ctx: &LayerCtx<'_>, m: &Move<'_>) -> Result<()> {
-    let Some(dst) = m.dst else { return Ok(()) };
-    match (m.src_is_dir, m.dst_is_dir) {
-        (true, false) => Err(Error::NotDir),
-        (false, true) => Err(Error::IsDir),
-        (true, true) if !is_empty(ctx, dst.ino)? => Err(Error::NotEmpty),
-        _ => Ok(()),
-    }
-}
-
-/// A directory must not move into itself or below itself (either side, with `exchange`).
+/// The source must not be newdir or above it (EINVAL); the target must not be dir or above it
+/// (ENOTEMPTY, or EINVAL with `exchange`), as Linux's lock_rename trap checks.
 fn check_loops(ctx: &LayerCtx<'_>, m: &Move<'_>, exchange: bool) -> Result<()> {
+    // Within one directory, neither entry can be above that directory.
     if m.dir == m.newdir {
         return Ok(());
     }
     if m.src_is_dir && is_within(ctx, m.src.ino, m.newdir)? {
         return Err(Error::InvalidArgument("directory moved below itself"));
     }
-    if let Some(dst) = m.dst.filter(|_| exchange && m.dst_is_dir) {
+    if let Some(dst) = m.dst.filter(|_| m.dst_is_dir) {
         if is_within(ctx, dst.ino, m.dir)? {
-            return Err(Error::InvalidArgument("directory moved below itself"));
+            return Err(if exchange {
+                Error::InvalidArgument("directory moved below itself")
+            } else {
+                Error::NotEmpty
+            });
         }
     }
     Ok(())
+}
+
+/// Without `exchange`: a target must be of the source's kind.
+fn check_kinds(m: &Move<'_>) -> Result<()> {
+    match (m.dst.is_some(), m.src_is_dir, m.dst_is_dir) {
+        (true, true, false) => Err(Error::NotDir),
+        (true, false, true) => Err(Error::IsDir),
+        _ => Ok(()),
+    }
+}
+
+/// Without `exchange`: a target directory must be empty.
+fn check_empty(ctx: &LayerCtx<'_>, m: &Move<'_>) -> Result<()> {
+    match m.dst {
+        Some(dst) if m.dst_is_dir && !is_empty(ctx, dst.ino)? => Err(Error::NotEmpty),
+        _ => Ok(()),
+    }
 }
 
 /// A directory that gains a subdirectory must not be at LINK_MAX (as Linux's `vfs_rename`: a

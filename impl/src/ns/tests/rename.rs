@@ -63,6 +63,15 @@ fn checks_come_in_the_documented_order() {
     let sub = fx.mkdir(0, d.ino, b"sub");
     assert_eq!(mv(&mut fx, ROOT, b"d", sub.ino, b"y", PLAIN), EINVAL, "below itself");
     assert_eq!(mv(&mut fx, ROOT, b"d", sub.ino, b"y", NOREPLACE), EINVAL);
+    assert_eq!(mv(&mut fx, d.ino, b"x", ROOT, b"d", PLAIN), ENOTEMPTY, "target above the source");
+    assert_eq!(mv(&mut fx, sub.ino, b"y", ROOT, b"d", PLAIN), ENOENT);
+    fx.create(0, sub.ino, b"y");
+    assert_eq!(mv(&mut fx, sub.ino, b"y", ROOT, b"d", PLAIN), ENOTEMPTY, "before EISDIR");
+    assert_eq!(mv(&mut fx, sub.ino, b"y", ROOT, b"d", EXCHANGE), EINVAL);
+    assert_eq!(mv(&mut fx, d.ino, b"sub", ROOT, b"d", PLAIN), ENOTEMPTY);
+    let link = fx.with(0, |c| ns::link(c, f.ino, sub.ino, b"f", t(2))).unwrap();
+    assert_eq!(link.nlink, 2);
+    assert_eq!(mv(&mut fx, ROOT, b"f", sub.ino, b"f", PLAIN), 0, "same inode, nothing to do");
     assert_eq!(lookup(&mut fx, ROOT, b"e"), Ok(e.ino), "failed renames change nothing");
     assert_eq!(lookup(&mut fx, ROOT, b"d"), Ok(d.ino));
 }
