@@ -13,7 +13,8 @@
 use crate::error::{Error, Result};
 
 use super::node::{resolve, Body};
-use super::{NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
+use super::{Node, NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
+use crate::types::BlockNo;
 
 /// What `Tree::check` counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,13 +38,29 @@ struct Pending {
 impl Tree {
     /// Checks the whole tree (see the module doc) and counts its nodes and items.
     pub fn check(&self, store: &dyn NodeStore) -> Result<TreeStats> {
+        self.check_nodes(store, &mut |_, _| Ok(true))
+    }
+
+    /// `check`, calling `visit` on each node on disk before checking it; when `visit` returns
+    /// false the node and its subtree are skipped (not checked, not counted). fsck uses it to
+    /// walk a subtree that several layers share only once, and to check owners on the way.
+    pub fn check_nodes(
+        &self,
+        store: &dyn NodeStore,
+        visit: &mut dyn FnMut(BlockNo, &Node) -> Result<bool>,
+    ) -> Result<TreeStats> {
         let mut stats = TreeStats::default();
         let root = Pending { node: self.root.clone(), level: None, lower: None, upper: None };
         let mut stack = vec![root];
         while let Some(Pending { node: at, level, lower, upper }) = stack.pop() {
             let node = resolve(store, &at, level)?;
             let block = match at {
-                NodeRef::Disk(b) => b.0,
+                NodeRef::Disk(b) => {
+                    if !visit(b, &node)? {
+                        continue;
+                    }
+                    b.0
+                }
                 NodeRef::Mem(_) => 0,
             };
             let bad = |what: &str| Err(Error::corrupt(block, format!("tree check: {what}")));

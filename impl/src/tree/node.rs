@@ -151,6 +151,35 @@ impl Node {
         self.encoded_size() <= PAYLOAD_SIZE
     }
 
+    /// Asserts what every node built in memory keeps: it fits a block, keys and values are
+    /// within bounds and strictly increasing, an internal node has children, the first of them
+    /// under the empty separator, all one level below it. Tests and debug builds call it on
+    /// every node an update builds.
+    pub fn check_invariants(&self) {
+        assert!(self.fits(), "node of {} bytes", self.encoded_size());
+        assert!(usize::from(self.level()) < DEPTH_MAX, "node at level {}", self.level());
+        match &self.body {
+            Body::Leaf(items) => {
+                assert!(items.iter().all(|i| i.key.len() <= KEY_MAX && i.value.len() <= VALUE_MAX));
+                assert!(items
+                    .windows(2)
+                    .all(|w| w.first().map(|i| &i.key) < w.get(1).map(|i| &i.key)));
+            }
+            Body::Internal { level, children } => {
+                assert!(children.first().is_some_and(|c| c.key.is_empty()), "first separator");
+                assert!(children.iter().all(|c| c.key.len() <= KEY_MAX));
+                assert!(children
+                    .windows(2)
+                    .all(|w| w.first().map(|c| &c.key) < w.get(1).map(|c| &c.key)));
+                for child in children {
+                    if let NodeRef::Mem(node) = &child.node {
+                        assert_eq!(node.level() + 1, *level, "child level");
+                    }
+                }
+            }
+        }
+    }
+
     /// The index of the child whose subtree holds `key` (internal nodes; 0 for a leaf).
     pub(crate) fn child_index(&self, key: &[u8]) -> usize {
         match &self.body {

@@ -276,10 +276,19 @@ fn settle(mut node: Node) -> Up {
     if node.is_empty() {
         Up::Gone
     } else if node.fits() {
+        debug_check(&node);
         Up::One(node)
     } else {
         let (key, right) = node.split();
+        debug_check(&node);
+        debug_check(&right);
         Up::Two(node, key, right)
+    }
+}
+
+fn debug_check(node: &Node) {
+    if cfg!(debug_assertions) {
+        node.check_invariants();
     }
 }
 

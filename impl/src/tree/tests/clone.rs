@@ -223,3 +223,24 @@ fn clones_of_a_dirty_tree_do_not_see_each_other() {
         assert_eq!(b.get(&store, &key(n)).unwrap().as_deref(), want);
     }
 }
+
+/// fsck's walk: with a shared "seen" set, a subtree shared by a parent and its clone is checked
+/// once, and together the two walks cover exactly the union of their blocks.
+#[test]
+fn check_nodes_walks_a_shared_subtree_once() {
+    let mut rng = Rng::new(9);
+    let mut store = MemNodeStore::new();
+    let (parent, _) = build(&mut store, PARENT, 0..3000, &mut rng);
+    let mut child = parent.clone();
+    let mut model = BTreeMap::new();
+    churn(&mut child, &store, &mut model, &mut rng, 100);
+    child.write_dirty(&mut store, Generation(2)).unwrap();
+    let mut seen = BTreeSet::new();
+    let a = parent.check_nodes(&store, &mut |b, _| Ok(seen.insert(b))).unwrap();
+    let b = child.check_nodes(&store, &mut |b, _| Ok(seen.insert(b))).unwrap();
+    let mut union: BTreeSet<BlockNo> = reachable(&parent, &store).into_keys().collect();
+    union.extend(reachable(&child, &store).into_keys());
+    assert_eq!(seen, union);
+    assert_eq!(a.nodes + b.nodes, union.len() as u64, "each block checked once");
+    assert!(b.nodes < a.nodes, "the clone's walk stops at what the parent's walk saw");
+}
