@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::records::{self, DirEntryValue, InodeRecord};
 use crate::ns::dir::{find_entry, put_entry, touch_dir};
 use crate::ns::inode::new_record;
-use crate::ns::item::{self, attr, expect_dir, load_inode, store_inode};
+use crate::ns::item::{self, atomically, attr, expect_dir, load_inode, store_inode};
 use crate::ns::name::check_name;
 use crate::types::{Attr, FileType, Ino, Timespec, LINK_MAX};
 
@@ -26,13 +26,15 @@ pub(crate) fn check_create(ctx: &LayerCtx<'_>, dir: Ino, name: &[u8]) -> Result<
     Ok(parent)
 }
 
-/// Adds the new inode `rec` as entry `name` of `dir` under the next inode number.
+/// Adds the new inode `rec` as entry `name` of `dir` under the next inode number; `extra` adds
+/// the inode's other items before the counter moves on.
 pub(crate) fn add_child(
     ctx: &mut LayerCtx<'_>,
     dir: Ino,
     name: &[u8],
     rec: &InodeRecord,
     now: Timespec,
+    extra: impl FnOnce(&mut LayerCtx<'_>, Ino) -> Result<()>,
 ) -> Result<Attr> {
     let ino = Ino(*ctx.next_ino);
     let next = ino.0.checked_add(1).ok_or(Error::NoSpace)?;
@@ -43,6 +45,7 @@ pub(crate) fn add_child(
     put_entry(ctx, dir, name, &DirEntryValue { ino, kind: rec.kind })?;
     let subdirs = i32::from(rec.kind == FileType::Directory);
     touch_dir(ctx, dir, subdirs, now)?;
+    extra(ctx, ino)?;
     *ctx.next_ino = next;
     Ok(attr(ino, rec))
 }
@@ -71,7 +74,7 @@ pub fn mknod(
     if matches!(kind, FileType::CharDevice | FileType::BlockDevice) {
         rec.rdev = rdev;
     }
-    add_child(ctx, dir, name, &rec, now)
+    atomically(ctx, |ctx| add_child(ctx, dir, name, &rec, now, |_, _| Ok(())))
 }
 
 /// Creates directory `name` in `dir`.
@@ -91,7 +94,7 @@ pub fn mkdir(
     }
     let mut rec = new_record(FileType::Directory, perm, uid, gid, now);
     rec.parent = dir;
-    add_child(ctx, dir, name, &rec, now)
+    atomically(ctx, |ctx| add_child(ctx, dir, name, &rec, now, |_, _| Ok(())))
 }
 
 /// Adds the entry `newname` in `newdir` for the existing non-directory `ino`.
@@ -112,10 +115,12 @@ pub fn link(
     if rec.nlink >= LINK_MAX {
         return Err(Error::TooManyLinks);
     }
-    put_entry(ctx, newdir, newname, &DirEntryValue { ino, kind: rec.kind })?;
     rec.nlink += 1;
     rec.ctime = now;
-    store_inode(ctx, ino, &rec)?;
-    touch_dir(ctx, newdir, 0, now)?;
+    atomically(ctx, |ctx| {
+        put_entry(ctx, newdir, newname, &DirEntryValue { ino, kind: rec.kind })?;
+        store_inode(ctx, ino, &rec)?;
+        touch_dir(ctx, newdir, 0, now)
+    })?;
     Ok(attr(ino, &rec))
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::records::InodeRecord;
 use crate::ns::extent::{self, ExtentCursor, FILE_BLOCKS_MAX};
 use crate::ns::item::{expect_regular, load_inode, store_inode};
-use crate::ns::pages::{is_zero, PAGE_BYTES, PAGE_SIZE};
+use crate::ns::pages::{is_zero, PageChange, PAGE_BYTES, PAGE_SIZE};
 use crate::types::{Ino, Timespec, FILE_SIZE_MAX};
 
 /// 512-byte units in one page.
@@ -115,15 +115,16 @@ pub fn write(
     }
     let count = (data.len() as u64).min(FILE_SIZE_MAX - offset).min(u64::from(u32::MAX));
     let written = u32::try_from(count).map_err(|_| Error::InvalidArgument("write count"))?;
-    let data = data.get(..written as usize).unwrap_or(data);
     let end = offset + count;
+    let mut change = PageChange::none(ino);
     let mut cursor = ExtentCursor::new(ino);
     let mut rest = data;
     let mut pos = offset;
     while pos < end {
         let (index, within, take) = span(pos, end);
         let (chunk, tail) = rest.split_at_checked(take).ok_or(Error::InvalidArgument("write"))?;
-        write_page(ctx, &mut cursor, &mut rec, ino, index, within, chunk)?;
+        let page = write_page(ctx, &mut cursor, &mut rec, ino, index, within, chunk)?;
+        change.set(index, page);
         rest = tail;
         pos += take as u64;
     }
@@ -131,42 +132,33 @@ pub fn write(
     rec.mtime = now;
     rec.ctime = now;
     store_inode(ctx, ino, &rec)?;
+    change.apply(ctx.pages);
     Ok(written)
 }
 
-/// Writes `chunk` at `within` of page `index`, keeping `rec.blocks` in step.
+/// The new content of page `index` with `chunk` written at `within`; keeps `rec.blocks` in step.
 fn write_page(
-    ctx: &mut LayerCtx<'_>,
+    ctx: &LayerCtx<'_>,
     cursor: &mut ExtentCursor,
     rec: &mut InodeRecord,
     ino: Ino,
     index: u64,
     within: usize,
     chunk: &[u8],
-) -> Result<()> {
-    let target = within..within + chunk.len();
-    if let Some(page) = ctx.pages.get_mut(ino, index) {
-        let was = !is_zero(page);
-        page.get_mut(target).ok_or(Error::InvalidArgument("write"))?.copy_from_slice(chunk);
-        let now = !is_zero(page);
-        count_change(rec, was, now);
-        return Ok(());
-    }
+) -> Result<Box<[u8]>> {
     let mut page = vec![0u8; PAGE_SIZE].into_boxed_slice();
-    let source = if chunk.len() == PAGE_SIZE {
-        if cursor.at(ctx, index)?.is_some() {
-            Source::Stored
-        } else {
-            Source::Hole
-        }
-    } else {
+    let source = if chunk.len() < PAGE_SIZE || ctx.pages.get(ino, index).is_some() {
         load_page(ctx, cursor, ino, index, &mut page)?
+    } else if cursor.at(ctx, index)?.is_some() {
+        Source::Stored
+    } else {
+        Source::Hole
     };
     let was = source.counted(&page);
+    let target = within..within + chunk.len();
     page.get_mut(target).ok_or(Error::InvalidArgument("write"))?.copy_from_slice(chunk);
     count_change(rec, was, !is_zero(&page));
-    ctx.pages.insert(ino, index, page);
-    Ok(())
+    Ok(page)
 }
 
 /// Adjusts `rec.blocks` for a page that went from counted `was` to counted `now`.
@@ -178,39 +170,45 @@ fn count_change(rec: &mut InodeRecord, was: bool, now: bool) {
     }
 }
 
-/// Sets the size of the regular file `ino` to `size` (at most FILE_SIZE_MAX): pages and extents
-/// past it are dropped, the tail of a partial last block is zeroed. Updates `rec.size` and
-/// `rec.blocks`; the caller stores `rec`.
+/// Sets the size of the regular file `ino` to `size` (at most FILE_SIZE_MAX): extents past it
+/// are dropped now, and the returned change drops the pages past it and zeroes the tail of a
+/// partial last block. Updates `rec.size` and `rec.blocks`; the caller stores `rec`, then
+/// applies the change.
 pub(crate) fn truncate(
     ctx: &mut LayerCtx<'_>,
     ino: Ino,
     rec: &mut InodeRecord,
     size: u64,
-) -> Result<()> {
+) -> Result<PageChange> {
     assert!(size <= FILE_SIZE_MAX, "size checked by the caller");
+    let mut change = PageChange::none(ino);
     if size < rec.size {
-        drop_blocks_from(ctx, ino, rec, size.div_ceil(PAGE_BYTES))?;
+        let first = size.div_ceil(PAGE_BYTES);
+        drop_blocks_from(ctx, ino, rec, first)?;
+        change.drop_from(first);
         if !size.is_multiple_of(PAGE_BYTES) {
-            zero_tail(ctx, ino, rec, size)?;
+            if let Some(page) = zero_tail(ctx, ino, rec, size)? {
+                change.set(size / PAGE_BYTES, page);
+            }
         }
     }
     rec.size = size;
-    Ok(())
+    Ok(change)
 }
 
-/// Drops the dirty pages and extents of `ino` from file block `first` on.
+/// Unmaps the extents of `ino` from file block `first` on and takes the blocks there out of
+/// `rec.blocks` (the caller drops the pages).
 fn drop_blocks_from(
     ctx: &mut LayerCtx<'_>,
     ino: Ino,
     rec: &mut InodeRecord,
     first: u64,
 ) -> Result<()> {
-    let dropped = ctx.pages.remove_from(ino, first);
     let mut cursor = ExtentCursor::new(ino);
     let (mut counted, mut shadowed) = (0u64, 0u64);
-    for (index, page) in &dropped {
+    for (index, page) in ctx.pages.range_from(ino, first) {
         counted += u64::from(!is_zero(page));
-        shadowed += u64::from(cursor.at(ctx, *index)?.is_some());
+        shadowed += u64::from(cursor.at(ctx, index)?.is_some());
     }
     let unmapped = extent::punch(ctx, ino, first, FILE_BLOCKS_MAX)?;
     counted += unmapped.saturating_sub(shadowed);
@@ -218,18 +216,21 @@ fn drop_blocks_from(
     Ok(())
 }
 
-/// Zeroes the bytes of the last page from `size` to its end, as a dirty page if they were not
-/// zero already.
-fn zero_tail(ctx: &mut LayerCtx<'_>, ino: Ino, rec: &mut InodeRecord, size: u64) -> Result<()> {
+/// The last page with its bytes from `size` on zeroed, if they were not zero already.
+fn zero_tail(
+    ctx: &LayerCtx<'_>,
+    ino: Ino,
+    rec: &mut InodeRecord,
+    size: u64,
+) -> Result<Option<Box<[u8]>>> {
     let (index, within) = (size / PAGE_BYTES, (size % PAGE_BYTES) as usize);
     let mut page = vec![0u8; PAGE_SIZE].into_boxed_slice();
     let source = load_page(ctx, &mut ExtentCursor::new(ino), ino, index, &mut page)?;
     if is_zero(page.get(within..).unwrap_or_default()) {
-        return Ok(());
+        return Ok(None);
     }
     let was = source.counted(&page);
     page.get_mut(within..).unwrap_or_default().fill(0);
     count_change(rec, was, !is_zero(&page));
-    ctx.pages.insert(ino, index, page);
-    Ok(())
+    Ok(Some(page))
 }

@@ -7,14 +7,15 @@
 //! them; an ancestor's blocks are only no longer referenced).
 //!
 //! Invariants:
-//! - a page leaves `ctx.pages` only once its data is written and its extent is in the tree, so
-//!   after an error the file contents are unchanged (part of them may already be in extents);
-//! - blocks allocated for a run that failed to be written go to `ctx.freed_extents`;
+//! - a page leaves `ctx.pages` only once its data is written and its extent is in the tree, and
+//!   each run changes the tree all or nothing, so after an error the file contents are
+//!   unchanged (the runs before it are in extents, the rest still in pages);
+//! - blocks allocated for a run that failed go to `ctx.freed_extents`;
 //! - flushing does not change any file's content or `blocks`.
 
 use crate::ctx::{DataSpace, LayerCtx};
 use crate::error::{Error, Result};
-use crate::ns::extent;
+use crate::ns::{extent, item};
 use crate::types::{BlockNo, Ino};
 
 /// Longest run asked of the allocator at once (128 MiB of data).
@@ -30,7 +31,7 @@ pub fn flush_pages(ctx: &mut LayerCtx<'_>, space: &mut dyn DataSpace) -> Result<
             break;
         };
         if zero {
-            extent::punch(ctx, ino, first, first + count)?;
+            item::atomically(ctx, |ctx| extent::punch(ctx, ino, first, first + count))?;
             for index in first..first + count {
                 ctx.pages.remove(ino, index);
             }
@@ -58,12 +59,15 @@ fn flush_run(
         if got == 0 || got > end - index {
             return Err(Error::corrupt(0, format!("allocator returned {got} blocks")));
         }
-        if let Err(e) = write_blocks(ctx, space, ino, index, disk, got) {
+        let placed = item::atomically(ctx, |ctx| {
+            write_blocks(ctx, space, ino, index, disk, got)?;
+            extent::punch(ctx, ino, index, index + got)?;
+            extent::map_new(ctx, ino, index, disk, got)
+        });
+        if let Err(e) = placed {
             ctx.freed_extents.push((disk, got));
             return Err(e);
         }
-        extent::punch(ctx, ino, index, index + got)?;
-        extent::map_new(ctx, ino, index, disk, got)?;
         for i in index..index + got {
             ctx.pages.remove(ino, i);
         }

@@ -3,8 +3,9 @@
 //! Invariants:
 //! - every inode has exactly one inode record, and its other items (entries, xattrs, symlink
 //!   chunks, extents) exist only while the record does;
-//! - an inode whose nlink reaches 0 is deleted at once with all its items and dirty pages; the
-//!   data extents it owned go to `ctx.freed_extents`, extents of other owners are only dropped;
+//! - an inode whose nlink reaches 0 is deleted at once with all its items and dirty pages (the
+//!   pages last, see `PageChange`); the data extents it owned go to `ctx.freed_extents`,
+//!   extents of other owners are only dropped;
 //! - the root directory is `Ino::ROOT` and is its own parent.
 
 use std::ops::Bound;
@@ -15,6 +16,7 @@ use crate::format::records::{self, InodeRecord};
 use crate::ns::data;
 use crate::ns::extent::owned_extent;
 use crate::ns::item::{self, attr, load_inode, store_inode};
+use crate::ns::pages::PageChange;
 use crate::types::{Attr, FileType, Ino, SetAttr, Timespec, FILE_SIZE_MAX};
 
 /// Items removed per tree scan when an inode is deleted.
@@ -64,6 +66,10 @@ pub fn getattr(ctx: &mut LayerCtx<'_>, ino: Ino) -> Result<Attr> {
 /// Applies each `Some` field of `set`; a size truncates or extends with zeros and sets mtime to
 /// `now`; ctime becomes `now` if anything was given.
 pub fn setattr(ctx: &mut LayerCtx<'_>, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Attr> {
+    item::atomically(ctx, |ctx| setattr_in(ctx, ino, set, now))
+}
+
+fn setattr_in(ctx: &mut LayerCtx<'_>, ino: Ino, set: &SetAttr, now: Timespec) -> Result<Attr> {
     let mut rec = load_inode(ctx, ino)?;
     if let Some(size) = set.size {
         item::expect_regular(&rec)?;
@@ -74,8 +80,9 @@ pub fn setattr(ctx: &mut LayerCtx<'_>, ino: Ino, set: &SetAttr, now: Timespec) -
     if *set == SetAttr::default() {
         return Ok(attr(ino, &rec));
     }
+    let mut change = PageChange::none(ino);
     if let Some(size) = set.size {
-        data::truncate(ctx, ino, &mut rec, size)?;
+        change = data::truncate(ctx, ino, &mut rec, size)?;
         rec.mtime = now;
     }
     if let Some(perm) = set.perm {
@@ -87,30 +94,33 @@ pub fn setattr(ctx: &mut LayerCtx<'_>, ino: Ino, set: &SetAttr, now: Timespec) -
     rec.mtime = set.mtime.unwrap_or(rec.mtime);
     rec.ctime = now;
     store_inode(ctx, ino, &rec)?;
+    change.apply(ctx.pages);
     Ok(attr(ino, &rec))
 }
 
 /// Drops one link of the non-directory `ino`: deletes it at nlink 0, else sets ctime to `now`.
-pub(crate) fn drop_link(ctx: &mut LayerCtx<'_>, ino: Ino, now: Timespec) -> Result<()> {
+/// The returned change (applied last) drops the pages of a deleted inode.
+pub(crate) fn drop_link(ctx: &mut LayerCtx<'_>, ino: Ino, now: Timespec) -> Result<PageChange> {
     let mut rec = item::load_child(ctx, ino)?;
     rec.nlink = rec.nlink.saturating_sub(1);
     if rec.nlink == 0 {
         return delete_inode(ctx, ino);
     }
     rec.ctime = now;
-    store_inode(ctx, ino, &rec)
+    store_inode(ctx, ino, &rec)?;
+    Ok(PageChange::none(ino))
 }
 
-/// Deletes `ino` with all its items and dirty pages; extents it owned go to `freed_extents`.
-pub(crate) fn delete_inode(ctx: &mut LayerCtx<'_>, ino: Ino) -> Result<()> {
-    ctx.pages.remove_from(ino, 0);
+/// Deletes `ino` with all its items; extents it owned go to `freed_extents`. The returned
+/// change (applied last) drops its dirty pages.
+pub(crate) fn delete_inode(ctx: &mut LayerCtx<'_>, ino: Ino) -> Result<PageChange> {
     let lo = ino.0.to_be_bytes().to_vec();
     let hi = ino.0.checked_add(1).map(|next| next.to_be_bytes().to_vec());
     let hi_bound = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     loop {
         let batch = item::scan(ctx, Bound::Included(&lo), hi_bound, DELETE_BATCH)?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(PageChange::drop_all(ino));
         }
         for (key, value) in batch {
             if let Some(extent) = owned_extent(&key, &value, ctx.layer) {

@@ -99,3 +99,22 @@ pub(crate) fn attr(ino: Ino, rec: &InodeRecord) -> Attr {
         ctime: rec.ctime,
     }
 }
+
+/// Runs the modifying operation `f` all or nothing: if it fails, the tree is put back as it
+/// was (an O(1) clone of the root) and the blocks it reported freed are forgotten, since the
+/// restored tree references them again. Operations keep `ctx.pages` and `ctx.next_ino` for
+/// their last, infallible step, so those need no undo.
+pub(crate) fn atomically<T>(
+    ctx: &mut LayerCtx<'_>,
+    f: impl FnOnce(&mut LayerCtx<'_>) -> Result<T>,
+) -> Result<T> {
+    let saved = ctx.tree.clone();
+    let (nodes, extents) = (ctx.freed_nodes.len(), ctx.freed_extents.len());
+    let out = f(ctx);
+    if out.is_err() {
+        *ctx.tree = saved;
+        ctx.freed_nodes.truncate(nodes);
+        ctx.freed_extents.truncate(extents);
+    }
+    out
+}

@@ -52,26 +52,26 @@ impl DirtyPages {
         self.pages.get(&(ino, index)).map(|p| &**p)
     }
 
-    /// Page `index` of `ino`, mutable, if dirty.
-    pub(crate) fn get_mut(&mut self, ino: Ino, index: u64) -> Option<&mut [u8]> {
-        self.pages.get_mut(&(ino, index)).map(|p| &mut **p)
-    }
-
     /// Makes `page` the content of page `index` of `ino`.
     pub(crate) fn insert(&mut self, ino: Ino, index: u64, page: Box<[u8]>) {
         assert_eq!(page.len(), PAGE_SIZE, "a dirty page is one block");
         self.pages.insert((ino, index), page);
     }
 
-    /// Removes and returns the pages of `ino` from `first` on, in index order.
-    pub(crate) fn remove_from(&mut self, ino: Ino, first: u64) -> Vec<(u64, Box<[u8]>)> {
-        let mut tail = self.pages.split_off(&(ino, first));
-        let mut after = match ino.0.checked_add(1) {
-            Some(next) => tail.split_off(&(Ino(next), 0)),
-            None => BTreeMap::new(),
-        };
-        self.pages.append(&mut after);
-        tail.into_iter().map(|((_, index), page)| (index, page)).collect()
+    /// Removes the pages of `ino` from `first` on.
+    pub(crate) fn remove_from(&mut self, ino: Ino, first: u64) {
+        let doomed: Vec<u64> = self.range_from(ino, first).map(|(index, _)| index).collect();
+        for index in doomed {
+            self.pages.remove(&(ino, index));
+        }
+    }
+
+    /// The pages of `ino` from `first` on, in index order.
+    pub(crate) fn range_from(&self, ino: Ino, first: u64) -> impl Iterator<Item = (u64, &[u8])> {
+        self.pages
+            .range((Bound::Included((ino, first)), Bound::Unbounded))
+            .take_while(move |((page_ino, _), _)| *page_ino == ino)
+            .map(|((_, index), page)| (*index, &**page))
     }
 
     /// Removes page `index` of `ino`.
@@ -98,6 +98,12 @@ impl DirtyPages {
         Some((ino, first, count, zero))
     }
 
+    /// Every page, for tests that compare states.
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> Vec<((Ino, u64), Vec<u8>)> {
+        self.pages.iter().map(|(key, page)| (*key, page.to_vec())).collect()
+    }
+
     /// Checks the invariants that do not need the tree.
     pub fn check_invariants(&self) {
         for page in self.pages.values() {
@@ -109,4 +115,49 @@ impl DirtyPages {
 /// Whether every byte of `bytes` is zero.
 pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
+}
+
+/// Changes to the dirty pages of one inode that an operation makes as its last, infallible
+/// step, once every tree change has succeeded (so a failed operation leaves the pages alone).
+#[derive(Debug)]
+#[must_use = "an operation applies its page changes as its last step"]
+pub(crate) struct PageChange {
+    ino: Ino,
+    /// Drop the pages from this index on.
+    drop_from: Option<u64>,
+    /// Then set these pages.
+    set: Vec<(u64, Box<[u8]>)>,
+}
+
+impl PageChange {
+    /// No change.
+    pub fn none(ino: Ino) -> Self {
+        Self { ino, drop_from: None, set: Vec::new() }
+    }
+
+    /// Drop every page of `ino` (the inode is gone).
+    pub fn drop_all(ino: Ino) -> Self {
+        Self { ino, drop_from: Some(0), set: Vec::new() }
+    }
+
+    /// Drop the pages of the inode from index `first` on.
+    pub fn drop_from(&mut self, first: u64) {
+        self.drop_from = Some(self.drop_from.map_or(first, |f| f.min(first)));
+    }
+
+    /// Set page `index` of the inode to `page`.
+    pub fn set(&mut self, index: u64, page: Box<[u8]>) {
+        assert_eq!(page.len(), PAGE_SIZE, "a dirty page is one block");
+        self.set.push((index, page));
+    }
+
+    /// Applies the change.
+    pub fn apply(self, pages: &mut DirtyPages) {
+        if let Some(first) = self.drop_from {
+            pages.remove_from(self.ino, first);
+        }
+        for (index, page) in self.set {
+            pages.insert(self.ino, index, page);
+        }
+    }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::records::DirEntryValue;
 use crate::ns::dir::{find_entry, is_empty, put_entry, remove_entry, touch_dir};
 use crate::ns::inode::{delete_inode, drop_link};
-use crate::ns::item::{expect_dir, load_child, load_inode, store_inode};
+use crate::ns::item::{atomically, expect_dir, load_child, load_inode, store_inode};
 use crate::ns::name::check_name;
 use crate::types::{FileType, Ino, RenameFlags, Timespec, LINK_MAX};
 
@@ -42,6 +42,18 @@ struct Move<'n> {
 
 /// Moves entry `name` of `dir` to `newname` of `newdir` (see the module doc).
 pub fn rename(
+    ctx: &mut LayerCtx<'_>,
+    dir: Ino,
+    name: &[u8],
+    newdir: Ino,
+    newname: &[u8],
+    flags: RenameFlags,
+    now: Timespec,
+) -> Result<()> {
+    atomically(ctx, |ctx| rename_in(ctx, dir, name, newdir, newname, flags, now))
+}
+
+fn rename_in(
     ctx: &mut LayerCtx<'_>,
     dir: Ino,
     name: &[u8],
@@ -175,24 +187,26 @@ fn mark_moved(ctx: &mut LayerCtx<'_>, ino: Ino, parent: Option<Ino>, now: Timesp
 
 /// Moves the source over the target (unlinked first, if any).
 fn replace(ctx: &mut LayerCtx<'_>, m: &Move<'_>, now: Timespec) -> Result<()> {
-    if let Some(dst) = m.dst {
-        if m.dst_is_dir {
-            delete_inode(ctx, dst.ino)?;
-        } else {
-            drop_link(ctx, dst.ino, now)?;
-        }
-    }
+    let change = match m.dst {
+        Some(dst) if m.dst_is_dir => Some(delete_inode(ctx, dst.ino)?),
+        Some(dst) => Some(drop_link(ctx, dst.ino, now)?),
+        None => None,
+    };
     remove_entry(ctx, m.dir, m.name)?;
     put_entry(ctx, m.newdir, m.newname, &m.src)?;
     let moved_dir = m.src_is_dir && m.dir != m.newdir;
     mark_moved(ctx, m.src.ino, moved_dir.then_some(m.newdir), now)?;
     let (src_dirs, dst_dirs) = (i32::from(m.src_is_dir), i32::from(m.dst_is_dir));
     if m.dir == m.newdir {
-        touch_dir(ctx, m.dir, -dst_dirs, now)
+        touch_dir(ctx, m.dir, -dst_dirs, now)?;
     } else {
         touch_dir(ctx, m.dir, -src_dirs, now)?;
-        touch_dir(ctx, m.newdir, src_dirs - dst_dirs, now)
+        touch_dir(ctx, m.newdir, src_dirs - dst_dirs, now)?;
     }
+    if let Some(change) = change {
+        change.apply(ctx.pages);
+    }
+    Ok(())
 }
 
 /// Swaps the source and target entries.

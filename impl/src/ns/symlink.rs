@@ -37,11 +37,13 @@ pub fn symlink(
     check_create(ctx, dir, name)?;
     let mut rec = new_record(FileType::Symlink, 0o777, uid, gid, now);
     rec.size = target.len() as u64;
-    let attr = add_child(ctx, dir, name, &rec, now)?;
-    for (index, chunk) in (0u8..).zip(target.chunks(SYMLINK_CHUNK_MAX)) {
-        item::put(ctx, &records::symlink_key(attr.ino, index), chunk)?;
-    }
-    Ok(attr)
+    let store_target = |ctx: &mut LayerCtx<'_>, ino: Ino| {
+        for (index, chunk) in (0u8..).zip(target.chunks(SYMLINK_CHUNK_MAX)) {
+            item::put(ctx, &records::symlink_key(ino, index), chunk)?;
+        }
+        Ok(())
+    };
+    item::atomically(ctx, |ctx| add_child(ctx, dir, name, &rec, now, store_target))
 }
 
 /// The target of symlink `ino`.

@@ -36,9 +36,11 @@ pub fn setxattr(
         XattrFlags::Replace if !exists => return Err(Error::NoData),
         _ => {}
     }
-    item::put(ctx, &key, value)?;
     rec.ctime = now;
-    store_inode(ctx, ino, &rec)
+    item::atomically(ctx, |ctx| {
+        item::put(ctx, &key, value)?;
+        store_inode(ctx, ino, &rec)
+    })
 }
 
 /// The value of xattr `name` of `ino`.
@@ -77,7 +79,13 @@ pub fn listxattr(ctx: &mut LayerCtx<'_>, ino: Ino) -> Result<Vec<Vec<u8>>> {
 pub fn removexattr(ctx: &mut LayerCtx<'_>, ino: Ino, name: &[u8], now: Timespec) -> Result<()> {
     check_xattr_name(name)?;
     let mut rec = load_inode(ctx, ino)?;
-    item::delete(ctx, &records::xattr_key(ino, name))?.ok_or(Error::NoData)?;
+    let key = records::xattr_key(ino, name);
+    if item::get(ctx, &key)?.is_none() {
+        return Err(Error::NoData);
+    }
     rec.ctime = now;
-    store_inode(ctx, ino, &rec)
+    item::atomically(ctx, |ctx| {
+        item::delete_present(ctx, &key)?;
+        store_inode(ctx, ino, &rec)
+    })
 }
