@@ -1,4 +1,5 @@
 //! The engine end to end over MemDevice and FileDevice: format, mount, layers, files, clean
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! remount, fsck. Each test pins one promise of docs/operations.md or DESIGN.md §3-5.
 
 use std::sync::Arc;

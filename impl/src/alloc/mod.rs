@@ -115,6 +115,24 @@ impl Extents {
         self.map.iter().map(|(&s, &l)| (s, l))
     }
 
+    /// Adds `[start, start + len)`, whether or not parts of it are present already.
+    pub fn insert_union(&mut self, start: u64, len: u64) {
+        let end = start.saturating_add(len);
+        let mut at = start;
+        while at < end {
+            // Skip the part covered by the extent holding `at`, if any.
+            if let Some((&s, &l)) = self.map.range(..=at).next_back() {
+                if s + l > at {
+                    at = s + l;
+                    continue;
+                }
+            }
+            let next = self.map.range(at..end).next().map_or(end, |(&s, _)| s);
+            self.insert(at, next - at);
+            at = next;
+        }
+    }
+
     /// Adds everything of `other`.
     pub fn absorb(&mut self, other: &Extents) {
         for (s, l) in other.iter() {
@@ -243,8 +261,18 @@ mod tests {
                     bits[range].iter_mut().for_each(|b| *b = false);
                 }
             }
+            let mut union = set.clone();
+            union.insert_union(5, 40);
+            union.insert_union(3, 1);
+            let mut bits_union = bits;
+            bits_union[5..45].iter_mut().for_each(|b| *b = true);
+            bits_union[3] = true;
+            let mut ok_union = union.blocks() == bits_union.iter().filter(|&&b| b).count() as u64;
+            for (i, &b) in bits_union.iter().enumerate() {
+                ok_union &= union.contains(i as u64, 1) == b;
+            }
             let from_bits = bits.iter().filter(|&&b| b).count() as u64;
-            let mut ok = set.blocks() == from_bits;
+            let mut ok = set.blocks() == from_bits && ok_union;
             for (i, &b) in bits.iter().enumerate() {
                 ok &= set.contains(i as u64, 1) == b;
             }

@@ -137,10 +137,20 @@ impl Fs {
 
     /// Mounts the filesystem on `dev`: the newest valid superblock wins.
     pub fn mount(dev: Arc<dyn BlockDevice>, opts: &MountOptions) -> Result<Fs> {
+        Self::mount_checked(dev, opts, true)
+    }
+
+    /// Mounts; with `strict` false a free-block count that disagrees with the free map is
+    /// accepted (fsck reports it instead).
+    pub(crate) fn mount_checked(
+        dev: Arc<dyn BlockDevice>,
+        opts: &MountOptions,
+        strict: bool,
+    ) -> Result<Fs> {
         let sb = read_superblock(dev.as_ref())?;
         let (free, free_map_chain) =
             freemap::load(dev.as_ref(), sb.free_map, sb.free_map_blocks, sb.block_count)?;
-        if free.blocks() != sb.blocks_free {
+        if strict && free.blocks() != sb.blocks_free {
             return Err(Error::corrupt(
                 sb.free_map.0,
                 format!("free map holds {} blocks, superblock says {}", free.blocks(), sb.blocks_free),

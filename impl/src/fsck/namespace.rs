@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 
+use super::blocks::Usage;
 use super::{Issue, IssueKind, Report, Severity};
+use crate::alloc::Extents;
 use crate::error::Result;
 use crate::format::records::{self, Key};
 use crate::store::Store;
@@ -17,20 +19,50 @@ struct Seen {
     names: HashMap<Ino, u32>,
     subdirs: HashMap<Ino, u32>,
     entries: Vec<(Ino, Vec<u8>, Ino)>,
+    /// Extents not yet checked: file, first block, count, owner.
+    extents: Vec<(Ino, u64, u64, LayerId)>,
+    /// Data blocks this layer's files name.
+    data: Extents,
 }
 
-/// Checks the namespace of `layer`; returns the number of inodes it holds.
-pub(super) fn check_layer(tree: &Tree, store: &Store, layer: LayerId, report: &mut Report) -> Result<u64> {
+/// Checks the extents noted so far: each owned by the layer or an ancestor, none overlapping
+/// another of the same layer; records them as used by their owner.
+fn check_extents(seen: &mut Seen, ancestry: &[LayerId], usage: &mut Usage, report: &mut Report) {
+    let layer = ancestry.first().copied().unwrap_or(LayerId::SYSTEM);
+    for (ino, start, len, owner) in std::mem::take(&mut seen.extents) {
+        if !ancestry.contains(&owner) {
+            let what = format!("extent {start}+{len} of inode {} is owned by layer {}", ino.0, owner.0);
+            let kind = IssueKind::OwnershipContradiction;
+            issue(report, Severity::Error, kind, layer, vec![ino], what);
+        }
+        if seen.data.overlaps(start, len) {
+            let what = format!("extent {start}+{len} of inode {} overlaps another extent", ino.0);
+            issue(report, Severity::Error, IssueKind::BlockUsedTwice, layer, vec![ino], what);
+            continue;
+        }
+        seen.data.insert(start, len);
+        usage.data.entry(owner).or_default().insert_union(start, len);
+    }
+}
+
+/// Checks the namespace of `layer`; returns the number of inodes it holds and the highest
+/// inode number among them.
+pub(super) fn check_layer(
+    tree: &Tree,
+    store: &Store,
+    ancestry: &[LayerId],
+    usage: &mut Usage,
+    report: &mut Report,
+) -> Result<(u64, u64)> {
+    let layer = ancestry.first().copied().unwrap_or(LayerId::SYSTEM);
     let mut seen = Seen::default();
     let mut after: Option<Vec<u8>> = None;
     loop {
         let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let batch = match tree.range(store, lo, Bound::Unbounded, 1024) {
             Ok(b) => b,
-            Err(e) => {
-                issue(report, Severity::Error, IssueKind::BadBlock, layer, vec![], e.to_string());
-                break;
-            }
+            // The block walk has reported the bad node already.
+            Err(_) => break,
         };
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
@@ -39,6 +71,7 @@ pub(super) fn check_layer(tree: &Tree, store: &Store, layer: LayerId, report: &m
                 issue(report, Severity::Error, IssueKind::BadBlock, layer, vec![], e.to_string());
             }
         }
+        check_extents(&mut seen, ancestry, usage, report);
     }
     for (dir, name, child) in &seen.entries {
         if !seen.inodes.contains_key(child) || !seen.inodes.contains_key(dir) {
@@ -63,7 +96,8 @@ pub(super) fn check_layer(tree: &Tree, store: &Store, layer: LayerId, report: &m
             issue(report, Severity::Error, IssueKind::NlinkMismatch, layer, vec![ino], what);
         }
     }
-    Ok(seen.inodes.len() as u64)
+    let max = seen.inodes.keys().map(|i| i.0).max().unwrap_or(0);
+    Ok((seen.inodes.len() as u64, max))
 }
 
 fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
@@ -80,8 +114,9 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
             }
             seen.entries.push((dir, name, entry.ino));
         }
-        Key::Extent(..) => {
-            records::decode_extent(value)?;
+        Key::Extent(ino, _) => {
+            let e = records::decode_extent(value)?;
+            seen.extents.push((ino, e.disk.0, e.count, e.owner));
         }
         Key::Xattr(..) | Key::SymlinkChunk(..) => {}
     }
