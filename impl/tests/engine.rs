@@ -1,6 +1,6 @@
 //! The engine end to end over MemDevice and FileDevice: format, mount, layers, files, clean
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 //! remount, fsck. Each test pins one promise of docs/operations.md or DESIGN.md §3-5.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;
 
