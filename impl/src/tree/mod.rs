@@ -4,7 +4,8 @@
 //! is in the files of this folder:
 //!
 //! - `node.rs`: the in-memory node and its on-disk codec (the byte layout is documented there);
-//! - `update.rs`: insert and remove, copying the path from the root to a leaf;
+//! - `update.rs`: insert and remove, copying the path from the root to a leaf; `shrink.rs`: the
+//!   leaf merges and root collapses that keep a shrinking tree small;
 //! - `read.rs`: get and range; `write.rs`: write_dirty; `visit.rs`: visit_owned;
 //! - `diff.rs`: the differences between two trees; `check.rs`: a full structural check;
 //! - `mem_store.rs`: an in-memory `NodeStore`/`NodeWriter` for tests and tools.
@@ -31,6 +32,7 @@ mod diff;
 mod mem_store;
 mod node;
 mod read;
+mod shrink;
 mod update;
 mod visit;
 mod write;

@@ -146,6 +146,16 @@ impl Node {
         NODE_HEADER_SIZE + entry_sizes(&self.body).sum::<usize>()
     }
 
+    /// Bytes of the entries alone.
+    pub(crate) fn entries_size(&self) -> usize {
+        entry_sizes(&self.body).sum()
+    }
+
+    /// Bytes of one leaf entry.
+    pub(crate) fn leaf_entry_size(key: &[u8], value: &[u8]) -> usize {
+        LEAF_ENTRY_OVERHEAD + key.len() + value.len()
+    }
+
     /// Whether the node fits in one block.
     pub fn fits(&self) -> bool {
         self.encoded_size() <= PAYLOAD_SIZE
@@ -358,7 +368,7 @@ fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<V
 fn entry_sizes(body: &Body) -> Box<dyn Iterator<Item = usize> + '_> {
     match body {
         Body::Leaf(items) => {
-            Box::new(items.iter().map(|i| LEAF_ENTRY_OVERHEAD + i.key.len() + i.value.len()))
+            Box::new(items.iter().map(|i| Node::leaf_entry_size(&i.key, &i.value)))
         }
         Body::Internal { children, .. } => {
             Box::new(children.iter().map(|c| INTERNAL_ENTRY_OVERHEAD + c.key.len()))

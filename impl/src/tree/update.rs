@@ -11,8 +11,9 @@
 //!   node held by this tree alone is changed in place, one shared with a clone is copied;
 //! - a `NodeRef::Disk` node on the path whose owner is the modifying layer goes to `freed`, once;
 //!   a disk node of any other owner is never listed;
-//! - a node left empty is dropped from its parent, an overfull one is split in two, and a root
-//!   left with one child gives way to that child; only a root leaf may be empty;
+//! - a node left empty is dropped from its parent, an overfull one is split in two, a small leaf
+//!   may be merged with a sibling, and a root left with one child gives way to that child
+//!   (`shrink.rs`); only a root leaf may be empty;
 //! - the root level stays below `DEPTH_MAX`: an insert that could split a root at the deepest
 //!   level is refused with `NoSpace`.
 
@@ -23,12 +24,13 @@ use crate::format::header::PAYLOAD_SIZE;
 use crate::types::{BlockNo, LayerId};
 
 use super::node::{resolve, Body, Child, Item, Node, INTERNAL_ENTRY_MAX, LEAF_ENTRY_MAX};
+use super::shrink::{self, Merge};
 use super::{NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
 
 /// One node of a descent and the index taken in it (the child, or the item slot of the leaf).
-struct Step {
-    node: Arc<Node>,
-    index: usize,
+pub(super) struct Step {
+    pub node: Arc<Node>,
+    pub index: usize,
 }
 
 /// A node of the path, taken out of its parent for editing, with the key of the child entry
@@ -80,7 +82,7 @@ impl Tree {
                 _ => items.insert(*index, Item { key: key.to_vec(), value: value.to_vec() }),
             }
         }
-        self.root = rebuild(frames, owner, Vec::new(), freed);
+        self.root = rebuild(frames, owner, Vec::new(), None, freed);
         Ok(old)
     }
 
@@ -100,7 +102,8 @@ impl Tree {
         if !found {
             return Ok(None);
         }
-        let collapse = collapse_chain(&steps, store)?;
+        let collapse = shrink::collapse_chain(&steps, store)?;
+        let merge = shrink::plan_merge(&steps, store)?;
         let mut frames = take_path(&mut self.root, steps, owner, freed);
         let mut old = None;
         if let Some(Frame { node: Node { body: Body::Leaf(items), .. }, index, .. }) =
@@ -110,7 +113,7 @@ impl Tree {
                 old = Some(items.remove(*index).value);
             }
         }
-        self.root = rebuild(frames, owner, collapse, freed);
+        self.root = rebuild(frames, owner, collapse, merge, freed);
         Ok(old)
     }
 }
@@ -151,36 +154,6 @@ fn descend(root: &NodeRef, store: &dyn NodeStore, key: &[u8]) -> Result<Vec<Step
     }
 }
 
-/// Phase 1 of a remove: if removing the key leaves the root with a single child, the nodes from
-/// that child down while each has a single child; the last one becomes the new root.
-fn collapse_chain(steps: &[Step], store: &dyn NodeStore) -> Result<Vec<Arc<Node>>> {
-    // The leaf empties if it holds only the key; a node above empties if its child on the path
-    // empties and it has no other child: count those from the bottom.
-    let empties = steps.iter().rev().take_while(|step| step.node.len() == 1).count();
-    // The root loses a child (and keeps the others) if everything below it on the path goes.
-    let root_loses_child = empties + 1 == steps.len();
-    let Some(root) = steps.first() else { return Ok(Vec::new()) };
-    if !root_loses_child || root.node.len() != 2 {
-        return Ok(Vec::new());
-    }
-    let Body::Internal { level, children } = &root.node.body else { return Ok(Vec::new()) };
-    let Some(sibling) = children.get(1 - root.index.min(1)) else { return Ok(Vec::new()) };
-    let mut chain = Vec::new();
-    let mut at = sibling.node.clone();
-    let mut want = level.saturating_sub(1);
-    loop {
-        let node = resolve(store, &at, Some(want))?;
-        chain.push(Arc::clone(&node));
-        match &node.body {
-            Body::Internal { children, .. } if children.len() == 1 && want > 0 => {
-                at = children.first().map(|c| c.node.clone()).unwrap_or(at);
-                want -= 1;
-            }
-            _ => return Ok(chain),
-        }
-    }
-}
-
 /// Phase 2: takes the nodes of the path out of the tree as owned, editable nodes.
 fn take_path(
     root: &mut NodeRef,
@@ -208,7 +181,12 @@ fn take_path(
 
 /// The node `origin` as an owned node of `owner`: a Mem node is taken (copied if a clone shares
 /// it); a Disk node is copied from `loaded` (its decoded content) and freed if `owner` owns it.
-fn own(origin: NodeRef, loaded: Arc<Node>, owner: LayerId, freed: &mut Vec<BlockNo>) -> Node {
+pub(super) fn own(
+    origin: NodeRef,
+    loaded: Arc<Node>,
+    owner: LayerId,
+    freed: &mut Vec<BlockNo>,
+) -> Node {
     let mut node = match origin {
         NodeRef::Mem(node) => {
             drop(loaded);
@@ -231,6 +209,7 @@ fn rebuild(
     mut frames: Vec<Frame>,
     owner: LayerId,
     collapse: Vec<Arc<Node>>,
+    mut merge: Option<Merge>,
     freed: &mut Vec<BlockNo>,
 ) -> NodeRef {
     let mut up = match frames.pop() {
@@ -240,6 +219,11 @@ fn rebuild(
     while let Some(Frame { mut node, index, child_key }) = frames.pop() {
         if let Body::Internal { children, .. } = &mut node.body {
             match up {
+                Up::One(leaf) if merge.is_some() => {
+                    if let Some(merge) = merge.take() {
+                        shrink::merge_leaf(children, index, child_key, leaf, merge, owner, freed);
+                    }
+                }
                 Up::Gone => {
                     // A new first child takes the empty first separator.
                     if let Some(first) = children.first_mut().filter(|_| index == 0) {
@@ -257,7 +241,7 @@ fn rebuild(
     }
     match up {
         Up::Gone => NodeRef::Mem(Arc::new(Node::empty_leaf(owner))),
-        Up::One(root) => collapse_root(root, collapse, owner, freed),
+        Up::One(root) => shrink::collapse_root(root, collapse, owner, freed),
         Up::Two(left, key, right) => {
             let level = left.level() + 1;
             assert!(usize::from(level) < DEPTH_MAX, "root split past DEPTH_MAX");
@@ -267,7 +251,7 @@ fn rebuild(
     }
 }
 
-fn mem_child(key: Vec<u8>, node: Node) -> Child {
+pub(super) fn mem_child(key: Vec<u8>, node: Node) -> Child {
     Child { key, node: NodeRef::Mem(Arc::new(node)) }
 }
 
@@ -286,27 +270,8 @@ fn settle(mut node: Node) -> Up {
     }
 }
 
-fn debug_check(node: &Node) {
+pub(super) fn debug_check(node: &Node) {
     if cfg!(debug_assertions) {
         node.check_invariants();
     }
-}
-
-/// The new root when the rebuilt root is `root`: while it is an internal node with a single
-/// child, that child (its content preloaded in `chain`) takes its place.
-fn collapse_root(
-    mut root: Node,
-    chain: Vec<Arc<Node>>,
-    owner: LayerId,
-    freed: &mut Vec<BlockNo>,
-) -> NodeRef {
-    for loaded in chain {
-        let only = match &mut root.body {
-            Body::Internal { children, .. } if children.len() == 1 => children.pop(),
-            _ => None,
-        };
-        let Some(only) = only else { break };
-        root = own(only.node, loaded, owner, freed);
-    }
-    NodeRef::Mem(Arc::new(root))
 }

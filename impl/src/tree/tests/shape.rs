@@ -117,3 +117,31 @@ fn the_empty_key_sorts_first() {
     assert_eq!(first, vec![(Vec::new(), b"empty".to_vec())]);
     tree.check(&store).unwrap();
 }
+
+/// Removing 90% of the keys at random leaves most leaves with a survivor or two; merging small
+/// leaves with their siblings brings the node count down with the data.
+#[test]
+fn a_thinned_tree_merges_its_small_leaves() {
+    let mut rng = Rng::new(12);
+    let mut store = MemNodeStore::new();
+    let (mut tree, mut model) = build(&mut store, OWNER, 0..3000, &mut rng);
+    let before = tree.check(&store).unwrap();
+    let mut freed = Vec::new();
+    for n in 0..3000u32 {
+        if rng.chance(90) {
+            tree.remove(&store, OWNER, &key(n), &mut freed).unwrap();
+            model.remove(&key(n));
+        }
+    }
+    tree.write_dirty(&mut store, Generation(2)).unwrap();
+    let after = tree.check(&store).unwrap();
+    assert_eq!(contents(&tree, &store), super::model_items(&model));
+    assert!(
+        after.nodes * 4 < before.nodes,
+        "{} nodes for {} items, was {} nodes for {} items",
+        after.nodes,
+        after.items,
+        before.nodes,
+        before.items
+    );
+}
