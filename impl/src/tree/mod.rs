@@ -13,11 +13,14 @@
 //! Invariants:
 //! - keys are byte strings ordered bytewise, at most `KEY_MAX` bytes; values at most `VALUE_MAX`;
 //! - a `Tree` is a root pointer: cloning it is O(1) and shares every node;
-//! - a node in memory (`NodeRef::Mem`) is private to the tree holding it and owned by the layer
-//!   that modifies that tree; a node on disk (`NodeRef::Disk`) is immutable;
-//! - modifying a tree copies the path from the root to the leaf (shadowing); a replaced on-disk
-//!   node whose header owner is the modifying layer is reported in `freed` (its block becomes
-//!   free after the next durable checkpoint); a node owned by anyone else is left alone;
+//! - a node in memory (`NodeRef::Mem`) is private to the tree holding it (clones of a dirty
+//!   tree share it until one of them changes it, which copies it) and owned by the layer that
+//!   modifies that tree; a node on disk (`NodeRef::Disk`) is immutable;
+//! - modifying a tree copies the path from the root to the leaf (shadowing), plus, on a remove,
+//!   the sibling leaf a small leaf merges with; a replaced on-disk node whose header owner is the
+//!   modifying layer is reported in `freed` (its block becomes free after the next durable
+//!   checkpoint); a node owned by anyone else is left alone;
+//! - an update or a `write_dirty` that fails leaves the tree as it was;
 //! - no recursion over on-disk structure: depth is bounded by `DEPTH_MAX`, a deeper or cyclic
 //!   tree is `Error::Corrupt`.
 
