@@ -116,6 +116,10 @@ fn removing_every_layer_gives_back_every_block() -> TestResult {
         fs.setattr(id, a.ino, &SetAttr { size: Some(1), ..Default::default() }, now())?;
     }
     fs.sync()?;
+    // A layer with changes since the last checkpoint (dirty nodes, dirty pages) goes too.
+    let a = fs.lookup(fs.layer_id("c4")?, Ino::ROOT, b"file9")?;
+    fs.write(fs.layer_id("c4")?, a.ino, 0, &[1u8; 50_000], now())?;
+    fs.unlink(fs.layer_id("c3")?, Ino::ROOT, b"file9", now())?;
     for c in 0..5 {
         fs.remove_layer(&format!("c{c}"))?;
     }

@@ -11,7 +11,6 @@ use super::{Fs, OpenLayer, State};
 use crate::error::{Error, Result};
 use crate::layer::{check_name, name_key, record_key, LayerRecord, NAME_PREFIX};
 use crate::ns::{self, DirtyPages};
-use crate::store::BlockWriter;
 use crate::tree::{Owned, Tree};
 use crate::types::{BlockNo, LayerId, LayerInfo, LayerState, Timespec};
 
@@ -201,14 +200,10 @@ impl State {
 
     /// Releases every node and data block owned by layer `id`.
     fn free_owned(&mut self, id: LayerId) -> Result<()> {
-        let State { store, space, open, sb, .. } = self;
+        let State { store, space, open, .. } = self;
         let Some(layer) = open.get_mut(&id) else { return Ok(()) };
+        // Unwritten pages have no blocks; dirty tree nodes are visited in memory.
         layer.pages = DirtyPages::default();
-        if layer.tree.is_dirty() {
-            // visit_owned walks on-disk nodes: write the dirty ones out first.
-            let mut writer = BlockWriter { store: &*store, space: &mut *space, written: 0 };
-            layer.tree.write_dirty(&mut writer, crate::types::Generation(sb.generation.0 + 1))?;
-        }
         let mut blocks: Vec<(BlockNo, u64)> = Vec::new();
         layer.tree.visit_owned(&*store, id, &mut |owned| {
             match owned {
