@@ -14,15 +14,15 @@
 //!   names its new directory;
 //! - no directory becomes its own ancestor (checked by walking parents up to the root, a bounded
 //!   loop);
-//! - a replaced target is unlinked as by unlink or rmdir.
+//! - a replaced target is unlinked as by unlink or rmdir (kept as an orphan if it is open).
 
 use crate::ctx::LayerCtx;
 use crate::error::{Error, Result};
 use crate::format::records::DirEntryValue;
 use crate::ns::dir::{find_entry, is_empty, put_entry, remove_entry, touch_dir};
-use crate::ns::inode::{delete_inode, drop_link};
 use crate::ns::item::{atomically, expect_dir, load_child, load_inode, store_inode};
 use crate::ns::name::check_name;
+use crate::ns::orphan::{self, IsOpen};
 use crate::types::{FileType, Ino, RenameFlags, Timespec, LINK_MAX};
 
 /// Deepest directory nesting the ancestor walk accepts before calling the tree corrupt.
@@ -38,6 +38,8 @@ struct Move<'n> {
     dst: Option<DirEntryValue>,
     src_is_dir: bool,
     dst_is_dir: bool,
+    /// Whether an inode is open (a replaced target that is open becomes an orphan).
+    open: IsOpen<'n>,
 }
 
 /// Moves entry `name` of `dir` to `newname` of `newdir` (see the module doc).
@@ -50,9 +52,25 @@ pub fn rename(
     flags: RenameFlags,
     now: Timespec,
 ) -> Result<()> {
-    atomically(ctx, |ctx| rename_in(ctx, dir, name, newdir, newname, flags, now))
+    rename_open(ctx, dir, name, newdir, newname, flags, now, &|_| false)
 }
 
+/// `rename`, keeping a replaced target as an orphan if its last link goes while it is open.
+#[expect(clippy::too_many_arguments, reason = "renameat2(2) plus the open-inode predicate")]
+pub fn rename_open(
+    ctx: &mut LayerCtx<'_>,
+    dir: Ino,
+    name: &[u8],
+    newdir: Ino,
+    newname: &[u8],
+    flags: RenameFlags,
+    now: Timespec,
+    open: IsOpen<'_>,
+) -> Result<()> {
+    atomically(ctx, |ctx| rename_in(ctx, dir, name, newdir, newname, flags, now, open))
+}
+
+#[expect(clippy::too_many_arguments, reason = "renameat2(2) plus the open-inode predicate")]
 fn rename_in(
     ctx: &mut LayerCtx<'_>,
     dir: Ino,
@@ -61,6 +79,7 @@ fn rename_in(
     newname: &[u8],
     flags: RenameFlags,
     now: Timespec,
+    open: IsOpen<'_>,
 ) -> Result<()> {
     check_name(name)?;
     check_name(newname)?;
@@ -84,7 +103,7 @@ fn rename_in(
         Some(d) => load_child(ctx, d.ino)?.kind == FileType::Directory,
         None => false,
     };
-    let m = Move { dir, name, newdir, newname, src, dst, src_is_dir, dst_is_dir };
+    let m = Move { dir, name, newdir, newname, src, dst, src_is_dir, dst_is_dir, open };
     check_loops(ctx, &m, flags.exchange)?;
     if dst.is_some_and(|d| d.ino == src.ino) {
         return Ok(());
@@ -188,8 +207,8 @@ fn mark_moved(ctx: &mut LayerCtx<'_>, ino: Ino, parent: Option<Ino>, now: Timesp
 /// Moves the source over the target (unlinked first, if any).
 fn replace(ctx: &mut LayerCtx<'_>, m: &Move<'_>, now: Timespec) -> Result<()> {
     let change = match m.dst {
-        Some(dst) if m.dst_is_dir => Some(delete_inode(ctx, dst.ino)?),
-        Some(dst) => Some(drop_link(ctx, dst.ino, now)?),
+        Some(dst) if m.dst_is_dir => Some(orphan::drop_dir(ctx, dst.ino, now, m.open)?),
+        Some(dst) => Some(orphan::drop_link(ctx, dst.ino, now, m.open)?),
         None => None,
     };
     remove_entry(ctx, m.dir, m.name)?;
