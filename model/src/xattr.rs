@@ -21,8 +21,9 @@ fn check_xattr_name(name: &[u8]) -> Result<()> {
 
 impl Model {
     /// Sets the xattr `name` to `value` (an empty value is a value); ctime = `now`. Errors after
-    /// the common checks: value longer than XATTR_VALUE_MAX: ENOSPC; `Create` and it exists:
-    /// EEXIST; `Replace` and it is missing: ENODATA.
+    /// the common checks: `Create` and it exists: EEXIST; `Replace` and it is missing: ENODATA;
+    /// value longer than XATTR_VALUE_MAX: ENOSPC (last, as in ext4, which looks the name up
+    /// before it tries to fit the value).
     pub fn setxattr(
         &mut self,
         layer: LayerId,
@@ -35,13 +36,13 @@ impl Model {
         let layer = self.writable(layer)?;
         check_xattr_name(name)?;
         let inode = layer.get_mut(ino)?;
-        if value.len() > XATTR_VALUE_MAX {
-            return Err(Errno::ENOSPC);
-        }
         match (flags, inode.xattrs.contains_key(name)) {
             (XattrFlags::Create, true) => return Err(Errno::EEXIST),
             (XattrFlags::Replace, false) => return Err(Errno::ENODATA),
             _ => {}
+        }
+        if value.len() > XATTR_VALUE_MAX {
+            return Err(Errno::ENOSPC);
         }
         inode.xattrs.insert(name.to_vec(), value.to_vec());
         inode.ctime = now;

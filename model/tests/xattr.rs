@@ -34,14 +34,18 @@ fn values_flags_and_listing() {
     };
     assert_eq!(set(b"user.b", &big, XattrFlags::Create, 2), Err(Errno::ENOSPC));
     assert_eq!(set(b"user.b", b"1", XattrFlags::Replace, 2), Err(Errno::ENODATA));
+    assert_eq!(set(b"user.b", &big, XattrFlags::Replace, 2), Err(Errno::ENODATA), "flags first");
     assert_eq!(set(b"user.b", &max, XattrFlags::Create, 3), Ok(()));
     assert_eq!(set(b"user.b", b"1", XattrFlags::Create, 4), Err(Errno::EEXIST));
+    assert_eq!(set(b"user.b", &big, XattrFlags::Create, 4), Err(Errno::EEXIST), "flags first");
+    assert_eq!(set(b"user.b", &big, XattrFlags::Any, 4), Err(Errno::ENOSPC));
     assert_eq!(set(b"user.b", b"2", XattrFlags::Replace, 5), Ok(()));
     assert_eq!(set(b"user.a", b"3", XattrFlags::Any, 6), Ok(()));
     assert_eq!(set(b"user.a", b"4", XattrFlags::Any, 7), Ok(()));
     assert_eq!(model.getattr(layer, f).unwrap().ctime, t(7));
     assert_eq!(model.getattr(layer, f).unwrap().mtime, t(1), "mtime does not move");
     assert_eq!(model.getxattr(layer, f, b"user.a"), Ok(b"4".to_vec()));
+    assert_eq!(model.getxattr(layer, f, b"user.b"), Ok(b"2".to_vec()), "failures changed nothing");
     assert_eq!(model.listxattr(layer, f), Ok(vec![b"user.a".to_vec(), b"user.b".to_vec()]));
     assert_eq!(model.removexattr(layer, f, b"user.c", t(8)), Err(Errno::ENODATA));
     assert_eq!(model.removexattr(layer, f, b"user.a", t(9)), Ok(()));
