@@ -103,9 +103,16 @@ impl Harness {
         Ok(())
     }
 
-    /// Compares every layer of the model and the engine.
+    /// Compares every layer of the model and the engine, and the `statfs` fields the model
+    /// fills (block size and longest name).
     pub fn verify(&self) -> Result<(), String> {
         let fs = self.fs();
+        let (model_statfs, engine_statfs) = (self.model.statfs(), fs.statfs());
+        if (model_statfs.block_size, model_statfs.name_max)
+            != (engine_statfs.block_size, engine_statfs.name_max)
+        {
+            return Err(format!("statfs: model {model_statfs:?}, engine {engine_statfs:?}"));
+        }
         let engine_layers = fs.layers().map_err(|e| format!("layers: {e}"))?;
         let engine_layers: Vec<LayerInfo> =
             engine_layers.into_iter().map(convert::layer_info_back).collect();
