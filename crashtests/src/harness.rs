@@ -95,7 +95,8 @@ impl Harness {
         };
         if expected != got {
             return Err(format!(
-                "{call:?} at {now:?}:\n  model:  {}\n  engine: {}",
+                "{} at {now:?}:\n  model:  {}\n  engine: {}",
+                readable(&format!("{call:?}")),
                 short(&expected),
                 short(&got)
             ));
@@ -160,6 +161,31 @@ impl Harness {
         let fs = self.fs.take().expect("mounted just above");
         fs.unmount().map_err(|e| format!("last unmount: {e}"))
     }
+}
+
+/// `debug` (a `Debug` rendering) with each list of byte values shown as a string when it is
+/// short printable ASCII, and as its length and first bytes when it is long.
+pub fn readable(debug: &str) -> String {
+    let mut out = String::new();
+    let mut rest = debug;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else { break };
+        let inner = &rest[open + 1..close];
+        let bytes: Option<Vec<u8>> = inner.split(", ").map(|n| n.parse::<u8>().ok()).collect();
+        match bytes {
+            Some(bytes) if bytes.len() <= 40 && bytes.iter().all(|b| b.is_ascii_graphic()) => {
+                out.push_str(&format!("b{:?}", String::from_utf8_lossy(&bytes)))
+            }
+            Some(bytes) if bytes.len() > 40 => {
+                out.push_str(&format!("<{} bytes: {:?}..>", bytes.len(), &bytes[..8]))
+            }
+            _ => out.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A result for messages, with long byte strings cut.

@@ -50,3 +50,26 @@ fn a_clone_of_a_layer_with_files_survives_a_clean_remount() {
     ];
     replay(&calls).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Found by conformance after the contract moved the value-size check last (as ext4 does): a
+/// value over XATTR_VALUE_MAX with `Replace` on a missing name is ENODATA, not ENOSPC; with
+/// `Create` on an existing name, EEXIST.
+#[test]
+fn setxattr_checks_the_flags_before_the_value_size() {
+    let (base, root) = (lcfs_model::LayerId(1), lcfs_model::Ino::ROOT);
+    let set = |value_len: usize, flags| Call::SetXattr {
+        layer: base,
+        ino: root,
+        name: b"user.a".to_vec(),
+        value: vec![7; value_len],
+        flags,
+    };
+    let calls = [
+        create("base", None),
+        set(1025, lcfs_model::XattrFlags::Replace),
+        set(1, lcfs_model::XattrFlags::Create),
+        set(1025, lcfs_model::XattrFlags::Create),
+        set(1025, lcfs_model::XattrFlags::Any),
+    ];
+    replay(&calls).unwrap_or_else(|e| panic!("{e}"));
+}
