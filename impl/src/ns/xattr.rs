@@ -15,7 +15,8 @@ use crate::types::{Ino, Timespec, XattrFlags, XATTR_VALUE_MAX};
 /// Most xattrs one `listxattr` scan returns at a time.
 const LIST_BATCH: usize = 256;
 
-/// Sets xattr `name` of `ino` to `value`; ctime = `now`.
+/// Sets xattr `name` of `ino` to `value`; ctime = `now`. Checks after the name and the inode:
+/// `Create` and it exists: EEXIST; `Replace` and it is missing: ENODATA; value too long: ENOSPC.
 pub fn setxattr(
     ctx: &mut LayerCtx<'_>,
     ino: Ino,
@@ -26,15 +27,16 @@ pub fn setxattr(
 ) -> Result<()> {
     check_xattr_name(name)?;
     let mut rec = load_inode(ctx, ino)?;
-    if value.len() > XATTR_VALUE_MAX {
-        return Err(Error::NoSpace);
-    }
     let key = records::xattr_key(ino, name);
     let exists = item::get(ctx, &key)?.is_some();
     match flags {
         XattrFlags::Create if exists => return Err(Error::Exists),
         XattrFlags::Replace if !exists => return Err(Error::NoData),
         _ => {}
+    }
+    // Last, as ext4 looks the name up before it tries to fit the value.
+    if value.len() > XATTR_VALUE_MAX {
+        return Err(Error::NoSpace);
     }
     rec.ctime = now;
     item::atomically(ctx, |ctx| {

@@ -255,7 +255,10 @@ fn xattrs_follow_their_flags_and_checks() {
     assert_eq!(set(&mut fx, Ino(99), b"", b"", XattrFlags::Any), ERANGE, "ERANGE before ENOENT");
     assert_eq!(set(&mut fx, Ino(99), &[b'n'; 256], b"", XattrFlags::Any), ERANGE);
     assert_eq!(set(&mut fx, Ino(99), b"user.a", b"", XattrFlags::Any), ENOENT);
-    assert_eq!(set(&mut fx, f.ino, b"user.b", &[0u8; 1025], XattrFlags::Create), ENOSPC);
+    assert_eq!(set(&mut fx, f.ino, b"user.b", &[0u8; 1025], XattrFlags::Any), ENOSPC);
+    assert_eq!(set(&mut fx, f.ino, b"user.b", &[0u8; 1025], XattrFlags::Create), EEXIST);
+    assert_eq!(set(&mut fx, f.ino, b"user.z", &[0u8; 1025], XattrFlags::Replace), ENODATA);
+    assert_eq!(set(&mut fx, f.ino, b"user.z", &[0u8; 1025], XattrFlags::Create), ENOSPC);
     assert_eq!(set(&mut fx, f.ino, b"user.b", b"3", XattrFlags::Create), EEXIST);
     assert_eq!(set(&mut fx, f.ino, b"user.z", b"3", XattrFlags::Replace), ENODATA);
     assert_eq!(set(&mut fx, f.ino, b"user.b", b"3", XattrFlags::Replace), 0);
