@@ -15,7 +15,11 @@
 //!                          DirEntry      entry name, 1..=255 bytes
 //!                          SymlinkChunk  chunk index, u8, 0..=3         (n = 1)
 //!                          Extent        last file block of the extent, u64 BE (n = 8)
+//!                          Orphan        the orphaned inode, u64 BE   (n = 8; ino is 0)
 //! ```
+//!
+//! Orphan items all sit under inode 0, which is never handed out, so the orphans of a layer
+//! (inodes unlinked while open, kept with nlink 0 until their last release) are one key range.
 //!
 //! Extents are keyed by their *last* file block so that a forward range scan from the key of
 //! block `b` finds the one extent that may cover `b` first. Keys are at most 9 + 255 = 264 bytes.
@@ -71,6 +75,7 @@ pub enum ItemKind {
     DirEntry = 3,
     SymlinkChunk = 4,
     Extent = 5,
+    Orphan = 6,
 }
 
 impl ItemKind {
@@ -81,6 +86,7 @@ impl ItemKind {
             3 => Some(Self::DirEntry),
             4 => Some(Self::SymlinkChunk),
             5 => Some(Self::Extent),
+            6 => Some(Self::Orphan),
             _ => None,
         }
     }
@@ -95,6 +101,8 @@ pub enum Key {
     SymlinkChunk(Ino, u8),
     /// The extent of `Ino` whose last file block is the `u64`.
     Extent(Ino, u64),
+    /// The orphan item of `Ino` (an inode with nlink 0 kept for an open file).
+    Orphan(Ino),
 }
 
 /// The 9 bytes every key of `kind` for `ino` starts with.
@@ -142,6 +150,11 @@ pub fn extent_key(ino: Ino, last: u64) -> Vec<u8> {
     suffixed(ino, ItemKind::Extent, &last.to_be_bytes())
 }
 
+/// The key of the orphan item of `ino`: under inode 0, so all orphans form one range.
+pub fn orphan_key(ino: Ino) -> Vec<u8> {
+    suffixed(Ino(0), ItemKind::Orphan, &ino.0.to_be_bytes())
+}
+
 fn suffixed(ino: Ino, kind: ItemKind, suffix: &[u8]) -> Vec<u8> {
     let mut key = key_prefix(ino, kind);
     key.extend_from_slice(suffix);
@@ -157,6 +170,7 @@ impl Key {
             Key::DirEntry(ino, name) => dir_entry_key(*ino, name),
             Key::SymlinkChunk(ino, index) => symlink_key(*ino, *index),
             Key::Extent(ino, last) => extent_key(*ino, *last),
+            Key::Orphan(ino) => orphan_key(*ino),
         }
     }
 
@@ -168,6 +182,7 @@ impl Key {
             | Key::DirEntry(ino, _)
             | Key::SymlinkChunk(ino, _)
             | Key::Extent(ino, _) => *ino,
+            Key::Orphan(_) => Ino(0),
         }
     }
 }
@@ -197,6 +212,15 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key> {
             let last = r.u64_be()?;
             r.finish()?;
             Ok(Key::Extent(ino, last))
+        }
+        ItemKind::Orphan => {
+            let mut r = Reader::new(suffix, "orphan key");
+            let orphan = r.u64_be()?;
+            r.finish()?;
+            if ino.0 != 0 || orphan == 0 {
+                return Err(corrupt("item key: orphan item outside inode 0"));
+            }
+            Ok(Key::Orphan(Ino(orphan)))
         }
         ItemKind::Inode => Err(corrupt("item key: inode key with a suffix")),
     }
@@ -506,6 +530,7 @@ mod tests {
                 Key::DirEntry(ino, name),
                 Key::SymlinkChunk(ino, chunk % SYMLINK_CHUNKS_MAX),
                 Key::Extent(ino, last),
+                Key::Orphan(Ino(ino.0.max(1))),
             ];
             keys.iter().all(|k| {
                 let bytes = k.encode();

@@ -23,15 +23,16 @@ impl Fs {
         Ok(id)
     }
 
-    /// Makes a writable layer immutable; afterwards it may have children.
+    /// Makes a writable layer immutable; afterwards it may have children. EBUSY while a file
+    /// unlinked in it is still open (a committed layer holds no orphan).
     pub fn commit_layer(&self, name: &str) -> Result<()> {
         let mut state = self.lock()?;
         let id = state.layer_id(name)?;
-        let layer = state.open_layer(id)?;
-        if layer.rec.state == LayerState::Committed {
+        if state.open_layer(id)?.rec.state == LayerState::Committed {
             return Err(Error::InvalidArgument("the layer is already committed"));
         }
-        let mut rec = layer.rec.clone();
+        state.settle_orphans(id)?;
+        let mut rec = state.open_layer(id)?.rec.clone();
         rec.state = LayerState::Committed;
         state.put_record(rec)?;
         state.checkpoint(false)?;
@@ -158,7 +159,9 @@ impl State {
             parent: parent_rec.as_ref().map(|p| p.id),
             state: LayerState::Writable,
             children: 0,
-            root: BlockNo(0),
+            // A clone shares its parent's root from the start: a child that is never written
+            // must still name a tree at the next checkpoint (its tree is not dirty).
+            root: tree.root_block().unwrap_or(BlockNo(0)),
             created_sec: Timespec::now().sec,
             name: name.to_string(),
         };

@@ -10,6 +10,7 @@
 //!   to the free map.
 
 mod layers;
+mod open;
 mod ops;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub(crate) struct State {
     pub(crate) system: Tree,
     pub(crate) open: HashMap<LayerId, OpenLayer>,
     pub(crate) opts: MountOptions,
+    /// File handles per inode (`Fs::open`/`Fs::release`); in memory only (see `open.rs`).
+    pub(crate) handles: open::Handles,
 }
 
 /// A mounted lcfs filesystem.
@@ -126,6 +129,7 @@ impl Fs {
             system: Tree::new(LayerId::SYSTEM),
             open: HashMap::new(),
             opts: MountOptions::default(),
+            handles: open::Handles::default(),
         };
         // The other slot may hold a superblock of an earlier filesystem: erase it first.
         for slot in SUPERBLOCK_SLOTS {
@@ -167,13 +171,20 @@ impl Fs {
             sb,
             open: HashMap::new(),
             opts: opts.clone(),
+            handles: open::Handles::default(),
         };
-        Ok(Fs { state: Mutex::new(state) })
+        let clean = state.sb.flags & crate::format::superblock::FLAG_CLEAN != 0;
+        let fs = Fs { state: Mutex::new(state) };
+        if !clean && strict {
+            fs.sweep_orphans()?;
+        }
+        Ok(fs)
     }
 
     /// Writes a last checkpoint (marked clean) and releases the device.
     pub fn unmount(self) -> Result<()> {
         let mut state = self.lock()?;
+        state.release_all()?;
         state.checkpoint(true)?;
         Ok(())
     }

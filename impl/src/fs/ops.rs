@@ -85,17 +85,19 @@ impl Fs {
         self.with_layer(layer, true, |ctx| ns::link(ctx, ino, newdir, newname, now))
     }
 
-    /// Removes a non-directory entry.
+    /// Removes a non-directory entry. An inode whose last link goes while it is open (see
+    /// `open`) stays, with nlink 0, until its last `release`.
     pub fn unlink(&self, layer: LayerId, dir: Ino, name: &[u8], now: Timespec) -> Result<()> {
-        self.with_layer(layer, true, |ctx| ns::unlink(ctx, dir, name, now))
+        self.unlink_keeping(layer, dir, name, now)
     }
 
-    /// Removes an empty directory.
+    /// Removes an empty directory (kept with nlink 0 until its last `release` if open).
     pub fn rmdir(&self, layer: LayerId, dir: Ino, name: &[u8], now: Timespec) -> Result<()> {
-        self.with_layer(layer, true, |ctx| ns::rmdir(ctx, dir, name, now))
+        self.rmdir_keeping(layer, dir, name, now)
     }
 
-    /// Moves (or with `exchange`, swaps) an entry.
+    /// Moves (or with `exchange`, swaps) an entry; a replaced target that is open stays until
+    /// its last `release`.
     #[expect(clippy::too_many_arguments, reason = "mirrors renameat2(2)")]
     pub fn rename(
         &self,
@@ -107,7 +109,7 @@ impl Fs {
         flags: RenameFlags,
         now: Timespec,
     ) -> Result<()> {
-        self.with_layer(layer, true, |ctx| ns::rename(ctx, dir, name, newdir, newname, flags, now))
+        self.rename_keeping(layer, dir, name, newdir, newname, flags, now)
     }
 
     /// The target of a symbolic link.

@@ -1,5 +1,6 @@
 //! fsck of one layer's namespace: every item decodes, every entry names an inode of the layer,
-//! and every inode's nlink matches the entries that name it (directories: 2 + subdirectories).
+//! and every inode's nlink matches the entries that name it (directories: 2 + subdirectories),
+//! except orphans: an inode with an orphan item has nlink 0 and no entry (ns/orphan.rs).
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -19,6 +20,8 @@ struct Seen {
     names: HashMap<Ino, u32>,
     subdirs: HashMap<Ino, u32>,
     entries: Vec<(Ino, Vec<u8>, Ino)>,
+    /// Inodes named by orphan items.
+    orphans: Vec<Ino>,
     /// Extents not yet checked: file, first block, count, owner.
     extents: Vec<(Ino, u64, u64, LayerId)>,
     /// Data blocks this layer's files name.
@@ -84,8 +87,17 @@ pub(super) fn check_layer(
             issue(report, Severity::Error, IssueKind::DanglingEntry, layer, vec![*dir, *child], what);
         }
     }
+    for ino in &seen.orphans {
+        if seen.inodes.get(ino).is_none_or(|&(_, nlink)| nlink != 0) {
+            let what = format!("orphan item names inode {}, which is missing or linked", ino.0);
+            issue(report, Severity::Error, IssueKind::DanglingEntry, layer, vec![*ino], what);
+        }
+    }
     for (&ino, &(kind, nlink)) in &seen.inodes {
         let names = seen.names.get(&ino).copied().unwrap_or(0);
+        if nlink == 0 && names == 0 && seen.orphans.contains(&ino) {
+            continue;
+        }
         let expected = match kind {
             FileType::Directory => 2 + seen.subdirs.get(&ino).copied().unwrap_or(0),
             _ => names,
@@ -118,6 +130,7 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
             let e = records::decode_extent(value)?;
             seen.extents.push((ino, e.disk.0, e.count, e.owner));
         }
+        Key::Orphan(ino) => seen.orphans.push(ino),
         Key::Xattr(..) | Key::SymlinkChunk(..) => {}
     }
     Ok(())
