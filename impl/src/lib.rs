@@ -21,6 +21,6 @@ pub mod tree;
 pub mod types;
 
 pub use error::{Error, Result};
-pub use fs::{Fs, MkfsOptions, MountOptions};
+pub use fs::{Fs, LayerUsage, MkfsOptions, MountOptions};
 pub use lcfs_device::{BlockDevice, FileDevice, MemDevice};
 pub use types::*;

@@ -12,6 +12,7 @@
 mod layers;
 mod open;
 mod ops;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +29,8 @@ use crate::ns::DirtyPages;
 use crate::store::Store;
 use crate::tree::Tree;
 use crate::types::{BlockNo, Generation, LayerId, LayerState, Statfs, NAME_MAX};
+
+pub use usage::LayerUsage;
 
 /// Options of `Fs::mkfs`.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,25 @@
+//! `lcfs`: format, mount, check and drive an lcfs image (docs/cli.md).
+//!
+//! Every error names what failed and what to do; the exit status is 1 on error, 2 on a usage
+//! error, and `lcfs fsck` exits 4 when it finds issues.
+
+mod cli;
+mod control;
+mod daemon;
+mod mount;
+mod mounts;
+mod nodes;
+mod server;
+mod sys;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match cli::run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lcfs: {e:#}");
+            if e.downcast_ref::<cli::UsageError>().is_some() { 2 } else { 1 }
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,210 @@
+//! The daemon's side of the control protocol (`control.rs`): layer operations, listing,
+//! statistics, gc, checkpoint and unmount, each answered with what failed and what to do.
+//!
+//! Invariants: a layer created or removed here is announced to the kernel (`layers_changed`),
+//! and a removed layer's slot goes stale (`Slots::layer_removed`) before the reply.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use lcfs::{Error, LayerState};
+use serde_json::json;
+
+use crate::control::{Reply, Request};
+use crate::mount::shared::Shared;
+use crate::sys;
+
+/// The control server of one mount.
+#[derive(Debug)]
+pub struct Server {
+    pub shared: Arc<Shared>,
+    pub mountpoint: PathBuf,
+    pub image: PathBuf,
+    /// Set when the daemon is going away: the accept loop ends.
+    pub stopping: AtomicBool,
+}
+
+/// Explains an engine error of a layer operation on `name`.
+fn layer_error(what: &str, name: &str, e: &Error) -> Reply {
+    let hint = match e {
+        Error::NotFound => format!("no layer called {name:?} (see `lcfs layer list`)"),
+        Error::Exists => format!("a layer called {name:?} exists already: pick another name"),
+        Error::Busy(why) => format!("layer {name:?} is busy ({why}): remove its children first, or close its files"),
+        Error::InvalidArgument(why) => format!("{why}"),
+        Error::NameTooLong => "layer names are at most 255 bytes".to_string(),
+        other => format!("{other}"),
+    };
+    Reply::error(format!("{what} {name:?} failed: {hint}"))
+}
+
+impl Server {
+    /// Serves connections until `stopping` is set (then one more connection wakes it up).
+    pub fn run(self: Arc<Self>, listener: UnixListener) {
+        for stream in listener.incoming() {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            let server = Arc::clone(&self);
+            std::thread::spawn(move || server.serve(stream));
+        }
+    }
+
+    fn serve(&self, stream: UnixStream) {
+        let mut line = String::new();
+        let Ok(read) = stream.try_clone() else { return };
+        if BufReader::new(read).read_line(&mut line).is_err() {
+            return;
+        }
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => self.handle(request),
+            Err(e) => Reply::error(format!("bad request ({e}): this lcfs and the daemon differ in version?")),
+        };
+        let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+        out.push(b'\n');
+        let mut stream = stream;
+        let _ = stream.write_all(&out);
+    }
+
+    pub fn handle(&self, request: Request) -> Reply {
+        let fs = &self.shared.fs;
+        match request {
+            Request::Status => Reply::ok(json!({
+                "pid": std::process::id(),
+                "image": self.image,
+                "mountpoint": self.mountpoint,
+                "generation": fs.generation().0,
+            })),
+            Request::LayerCreate { name, parent } => match fs.create_layer(&name, parent.as_deref()) {
+                Ok(id) => {
+                    self.shared.layers_changed(&name);
+                    Reply::ok(json!({ "id": id.0, "path": self.layer_path(&name) }))
+                }
+                Err(Error::NotFound) if parent.is_some() => Reply::error(format!(
+                    "creating layer {name:?} failed: no parent layer called {:?} (see `lcfs layer list`)",
+                    parent.unwrap_or_default()
+                )),
+                Err(Error::InvalidArgument(_)) if parent.is_some() => Reply::error(format!(
+                    "creating layer {name:?} failed: the parent {:?} is writable; commit it first with `lcfs layer commit`",
+                    parent.unwrap_or_default()
+                )),
+                Err(e) => layer_error("creating layer", &name, &e),
+            },
+            Request::LayerCommit { name } => match fs.commit_layer(&name) {
+                Ok(()) => Reply::ok(json!({ "path": self.layer_path(&name) })),
+                Err(e) => layer_error("committing layer", &name, &e),
+            },
+            Request::LayerRemove { name } => self.remove(&name),
+            Request::LayerList => self.list(),
+            Request::LayerDiff { name } => Reply::error(format!(
+                "layer diff {name:?} is not supported yet: the engine has no layer diff API \
+                 (it comes with the runtime integration); nothing was changed"
+            )),
+            Request::Stats => self.stats(),
+            Request::Gc => match fs.gc() {
+                Ok(layers) => Reply::ok(json!({ "writable_layers_swept": layers })),
+                Err(e) => Reply::error(format!("gc failed: {e}")),
+            },
+            Request::Checkpoint => match fs.checkpoint() {
+                Ok(generation) => Reply::ok(json!({ "generation": generation.0 })),
+                Err(e) => Reply::error(format!("checkpoint failed: {e}")),
+            },
+            Request::Umount { lazy } => self.umount(lazy),
+        }
+    }
+
+    fn layer_path(&self, name: &str) -> PathBuf {
+        self.mountpoint.join("layers").join(name)
+    }
+
+    fn remove(&self, name: &str) -> Reply {
+        let fs = &self.shared.fs;
+        let id = match fs.layer_id(name) {
+            Ok(id) => id,
+            Err(e) => return layer_error("removing layer", name, &e),
+        };
+        match fs.remove_layer(name) {
+            Ok(()) => {
+                self.shared.slots().layer_removed(id);
+                self.shared.layers_changed(name);
+                Reply::ok(json!({}))
+            }
+            Err(e) => layer_error("removing layer", name, &e),
+        }
+    }
+
+    fn list(&self) -> Reply {
+        match self.shared.fs.layers() {
+            Ok(layers) => Reply::ok(serde_json::Value::Array(
+                layers
+                    .into_iter()
+                    .map(|l| {
+                        json!({
+                            "name": l.name,
+                            "id": l.id.0,
+                            "parent": l.parent,
+                            "state": if l.state == LayerState::Committed { "committed" } else { "writable" },
+                            "children": l.children,
+                        })
+                    })
+                    .collect(),
+            )),
+            Err(e) => Reply::error(format!("listing layers failed: {e}")),
+        }
+    }
+
+    fn stats(&self) -> Reply {
+        let fs = &self.shared.fs;
+        let layers = match fs.layers() {
+            Ok(layers) => layers,
+            Err(e) => return Reply::error(format!("stats failed: {e}")),
+        };
+        let counters = self.shared.slots().stats();
+        let mut rows = Vec::new();
+        for l in layers {
+            let usage = fs.layer_usage(&l.name).unwrap_or_default();
+            let reads = counters.get(&l.id).map_or(0, |c| c.reads);
+            rows.push(json!({
+                "name": l.name,
+                "state": if l.state == LayerState::Committed { "committed" } else { "writable" },
+                "parent": l.parent,
+                "children": l.children,
+                "private_bytes": usage.private_bytes(),
+                "node_blocks": usage.node_blocks,
+                "data_blocks": usage.data_blocks,
+                "reads": reads,
+            }));
+        }
+        let s = fs.statfs();
+        let (nodes, data) = fs.cache_stats().map(|(n, d)| (format!("{n:?}"), format!("{d:?}"))).unwrap_or_default();
+        Reply::ok(json!({
+            "layers": rows,
+            "block_size": s.block_size,
+            "blocks_total": s.blocks_total,
+            "blocks_free": s.blocks_free,
+            "inodes": s.files,
+            "generation": fs.generation().0,
+            "node_cache": nodes,
+            "data_cache": data,
+        }))
+    }
+
+    fn umount(&self, lazy: bool) -> Reply {
+        if let Err(e) = self.shared.fs.checkpoint() {
+            return Reply::error(format!("the checkpoint before unmount failed: {e}; nothing was unmounted"));
+        }
+        match sys::unmount(&self.mountpoint, lazy) {
+            Ok(()) => Reply::ok(json!({ "pid": std::process::id() })),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Reply::error(format!(
+                "{} is busy: a process has a file or directory open under it (find it with \
+                 `fuser -vm {}`); close it, or detach now with `lcfs umount --lazy`",
+                self.mountpoint.display(),
+                self.mountpoint.display()
+            )),
+            Err(e) => Reply::error(format!("unmounting {} failed: {e}", self.mountpoint.display())),
+        }
+    }
+}

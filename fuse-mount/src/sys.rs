@@ -1,0 +1,67 @@
+//! The only unsafe code of the crate: the few system calls std does not offer (signal
+//! handling, unmount, the caller's supplementary groups are read from /proc instead).
+//!
+//! Invariants: every `unsafe` block has a SAFETY comment; nothing here keeps a pointer past
+//! the call that received it.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The write end of the pipe the signal handler writes the signal number to (-1: none).
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte that outlives the
+        // call. A failed write (full pipe) only loses a duplicate signal.
+        unsafe {
+            libc::write(fd, std::ptr::addr_of!(byte).cast(), 1);
+        }
+    }
+}
+
+/// Routes SIGTERM, SIGINT and SIGHUP to a pipe; returns its read end, which yields one byte
+/// (the signal number) per signal.
+pub fn signal_pipe() -> io::Result<std::fs::File> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let [read, write] = fds;
+    SIGNAL_PIPE.store(write, Ordering::Relaxed);
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is a valid value; the handler is an extern "C" fn that
+        // only calls async-signal-safe write(2).
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: `read` is a fresh descriptor from pipe2 that nothing else owns.
+    Ok(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(read) })
+}
+
+/// Unmounts `path`; `lazy` detaches it even while it is busy (MNT_DETACH).
+pub fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::umount2(c_path.as_ptr(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
