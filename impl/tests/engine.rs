@@ -173,3 +173,30 @@ fn the_newest_valid_superblock_wins_and_a_damaged_one_is_skipped() -> TestResult
     assert!(fs.layer("one").is_ok());
     Ok(())
 }
+
+#[test]
+fn a_full_device_refuses_writes_and_keeps_working() -> TestResult {
+    let (dev, fs) = fresh(1024)?;
+    let base = fs.create_layer("base", None)?;
+    let f = fs.mknod(base, Ino::ROOT, b"big", FileType::Regular, 0o644, 0, 0, 0, now())?;
+    let chunk = vec![0x77u8; 64 * 1024];
+    let mut written = 0u64;
+    let err = loop {
+        match fs.write(base, f.ino, written, &chunk, now()) {
+            Ok(n) => written += u64::from(n),
+            Err(e) => break e,
+        }
+        assert!(written < 8 << 20, "a 4 MiB device took {written} bytes");
+    };
+    assert!(matches!(err, Error::NoSpace), "{err}");
+    assert!(written > 1 << 20, "only {written} bytes fit");
+    // Everything accepted is durable, and removing the file gives the space back.
+    fs.sync()?;
+    assert_eq!(fs.read(base, f.ino, written - 4, 4)?, vec![0x77u8; 4]);
+    fs.unlink(base, Ino::ROOT, b"big", now())?;
+    fs.sync()?;
+    let g = fs.mknod(base, Ino::ROOT, b"again", FileType::Regular, 0o644, 0, 0, 0, now())?;
+    fs.write(base, g.ino, 0, &chunk, now())?;
+    fs.unmount()?;
+    assert_clean(&dev)
+}

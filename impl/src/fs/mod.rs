@@ -60,6 +60,10 @@ impl Default for MountOptions {
     }
 }
 
+/// Blocks kept free for the metadata a checkpoint writes (tree paths, layer table, free map),
+/// so that a full device can still checkpoint, and so unlink can free space.
+const METADATA_RESERVE_BLOCKS: u64 = 128;
+
 /// A layer touched since mount: its record, its tree and its unwritten data.
 pub(crate) struct OpenLayer {
     pub(crate) rec: LayerRecord,
@@ -246,6 +250,23 @@ impl Fs {
         self.state.lock().map_err(|_| Error::Busy("the engine stopped after an internal panic"))
     }
 
+    /// Makes sure the device can take `bytes` more of file data on top of what is already
+    /// unwritten, checkpointing first if that frees enough; `NoSpace` otherwise. Writes call it
+    /// so that a full device refuses them up front instead of failing the next checkpoint.
+    pub(crate) fn reserve_for_write(&self, bytes: usize) -> Result<()> {
+        let mut state = self.lock()?;
+        let wanted = (bytes as u64).div_ceil(BLOCK_SIZE as u64) + 1;
+        if state.room_for(wanted) {
+            return Ok(());
+        }
+        state.checkpoint(false)?;
+        if state.room_for(wanted) {
+            Ok(())
+        } else {
+            Err(Error::NoSpace)
+        }
+    }
+
     /// Runs `f` on layer `layer` with the first two checks of the contract done.
     fn with_layer<T>(
         &self,
@@ -308,6 +329,14 @@ impl State {
             store.forget(start, len);
         }
         out
+    }
+
+    /// Whether `pages` more dirty pages can still be written by the next checkpoint, with room
+    /// left for the tree nodes, layer table and free map it writes too.
+    fn room_for(&self, pages: u64) -> bool {
+        let dirty_pages = self.dirty_bytes() / BLOCK_SIZE as u64;
+        let metadata = METADATA_RESERVE_BLOCKS + (dirty_pages + pages) / 16;
+        dirty_pages + pages + metadata <= self.space.blocks_allocatable()
     }
 
     /// Unwritten data held by every open layer.

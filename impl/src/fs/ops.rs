@@ -131,6 +131,7 @@ impl Fs {
         data: &[u8],
         now: Timespec,
     ) -> Result<u32> {
+        self.reserve_for_write(data.len())?;
         self.with_layer(layer, true, |ctx| ns::write(ctx, ino, offset, data, now))
     }
 
