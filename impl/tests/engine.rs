@@ -200,3 +200,26 @@ fn a_full_device_refuses_writes_and_keeps_working() -> TestResult {
     fs.unmount()?;
     assert_clean(&dev)
 }
+
+#[test]
+fn thousands_of_layers_come_and_go_through_the_bounded_layer_table() -> TestResult {
+    let (dev, fs) = fresh(1 << 16)?;
+    let base = fs.create_layer("base", None)?;
+    let f = fs.mknod(base, Ino::ROOT, b"f", FileType::Regular, 0o644, 0, 0, 0, now())?;
+    fs.write(base, f.ino, 0, b"shared", now())?;
+    fs.commit_layer("base")?;
+    for i in 0..2500 {
+        let id = fs.create_layer(&format!("c{i}"), Some("base"))?;
+        if i % 2 == 0 {
+            fs.write(id, f.ino, 0, format!("{i:06}").as_bytes(), now())?;
+        }
+    }
+    for i in (0..2500).step_by(97) {
+        let id = fs.layer_id(&format!("c{i}"))?;
+        let want = if i % 2 == 0 { format!("{i:06}") } else { "shared".into() };
+        assert_eq!(fs.read(id, f.ino, 0, 6)?, want.as_bytes());
+    }
+    assert_eq!(fs.layers()?.len(), 2501);
+    fs.unmount()?;
+    assert_clean(&dev)
+}

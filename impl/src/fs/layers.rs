@@ -165,6 +165,7 @@ impl State {
             created_sec: Timespec::now().sec,
             name: name.to_string(),
         };
+        self.make_room();
         self.open.insert(id, OpenLayer { rec: rec.clone(), tree, pages: DirtyPages::default() });
         if parent_rec.is_none() {
             self.with_layer(id, true, ns::init_root)?;

@@ -60,6 +60,9 @@ impl Default for MountOptions {
     }
 }
 
+/// Open layers kept in memory before clean ones are forgotten.
+const OPEN_LAYERS_MAX: usize = 1024;
+
 /// Blocks kept free for the metadata a checkpoint writes (tree paths, layer table, free map),
 /// so that a full device can still checkpoint, and so unlink can free space.
 const METADATA_RESERVE_BLOCKS: u64 = 128;
@@ -290,9 +293,23 @@ impl State {
             let value = self.system.get(&self.store, &record_key(id))?.ok_or(Error::NotFound)?;
             let rec = LayerRecord::decode(&value, self.sb.layer_table.0)?;
             let tree = Tree::from_root(rec.root);
+            self.make_room();
             self.open.insert(id, OpenLayer { rec, tree, pages: DirtyPages::default() });
         }
         self.open.get_mut(&id).ok_or(Error::NotFound)
+    }
+
+    /// Before a layer is opened: past `OPEN_LAYERS_MAX`, forgets open layers that hold nothing
+    /// the layer table lacks (a clean tree whose root the record names, no unwritten pages), so
+    /// memory does not grow with the number of layers used.
+    pub(crate) fn make_room(&mut self) {
+        if self.open.len() < OPEN_LAYERS_MAX {
+            return;
+        }
+        self.open.retain(|_, l| {
+            let current = l.tree.root_block() == Some(l.rec.root);
+            !(current && l.pages.is_empty())
+        });
     }
 
     pub(crate) fn with_layer<T>(
