@@ -281,9 +281,9 @@ fn print_layers(data: &serde_json::Value) {
         println!(
             "{:<32} {:>6} {:<10} {:>8}  {}",
             l["name"].as_str().unwrap_or_default(),
-            l["id"],
+            l["id"].as_u64().unwrap_or(0),
             l["state"].as_str().unwrap_or_default(),
-            l["children"],
+            l["children"].as_u64().unwrap_or(0),
             l["parent"].as_str().unwrap_or("-"),
         );
     }
@@ -309,8 +309,8 @@ fn stats(args: &Args) -> Result<()> {
             l["name"].as_str().unwrap_or_default(),
             l["state"].as_str().unwrap_or_default(),
             human(l["private_bytes"].as_u64().unwrap_or(0)),
-            l["children"],
-            l["reads"],
+            l["children"].as_u64().unwrap_or(0),
+            l["reads"].as_u64().unwrap_or(0),
             l["parent"].as_str().unwrap_or("-"),
         );
     }
