@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of lcfs: lints with warnings as errors, then the whole workspace's tests
-# (unit, conformance of model against engine, crash tests). Installs what it needs first.
+# (unit, conformance of model against engine, crash tests, and the FUSE mount's tests:
+# pjdfstest, fsx, differential, stress, which need root and /dev/fuse). Installs what it
+# needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+
+echo "== tools of the mount tests (TESTING.md §5), from the crate registry when missing"
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v pjdfstest >/dev/null 2>&1 || cargo install --locked --quiet pjdfstest --version 0.2.2
+command -v fsx >/dev/null 2>&1 || cargo install --locked --quiet fsx --version 0.3.2
 
 export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
 echo "== clippy (warnings are errors)"

@@ -66,9 +66,12 @@ impl Args {
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
             if let Some((flag, value)) = arg.split_once('=').filter(|(f, _)| f.starts_with("--")) {
-                out.options.push((flag.to_string(), Some(value.to_string())));
+                out.options
+                    .push((flag.to_string(), Some(value.to_string())));
             } else if VALUED.contains(&arg.as_str()) {
-                let value = iter.next().ok_or_else(|| usage(format!("{arg} needs a value")))?;
+                let value = iter
+                    .next()
+                    .ok_or_else(|| usage(format!("{arg} needs a value")))?;
                 out.options.push((arg.clone(), Some(value.clone())));
             } else if arg.starts_with("--") {
                 out.options.push((arg.clone(), None));
@@ -80,7 +83,11 @@ impl Args {
     }
 
     fn value(&self, flag: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(f, _)| f == flag).and_then(|(_, v)| v.as_deref())
+        self.options
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     fn flag(&self, flag: &str) -> bool {
@@ -89,23 +96,35 @@ impl Args {
 
     /// Refuses options other than `allowed` and more than `max` positional arguments.
     fn only(&self, allowed: &[&str], max: usize) -> Result<()> {
-        if let Some((bad, _)) = self.options.iter().find(|(f, _)| !allowed.contains(&f.as_str())) {
+        if let Some((bad, _)) = self
+            .options
+            .iter()
+            .find(|(f, _)| !allowed.contains(&f.as_str()))
+        {
             return Err(usage(format!("unknown option {bad}")));
         }
         if self.positional.len() > max {
-            return Err(usage(format!("unexpected argument {:?}", self.positional.get(max))));
+            return Err(usage(format!(
+                "unexpected argument {:?}",
+                self.positional.get(max)
+            )));
         }
         Ok(())
     }
 
     fn positional(&self, index: usize, what: &str) -> Result<&str> {
-        self.positional.get(index).map(String::as_str).ok_or_else(|| usage(format!("missing {what}")))
+        self.positional
+            .get(index)
+            .map(String::as_str)
+            .ok_or_else(|| usage(format!("missing {what}")))
     }
 }
 
 /// Runs the command line `args` (without the program name); returns the exit status.
 pub fn run(args: &[String]) -> Result<i32> {
-    let Some((command, rest)) = args.split_first() else { return Err(usage("no command given")) };
+    let Some((command, rest)) = args.split_first() else {
+        return Err(usage("no command given"));
+    };
     let args = Args::parse(rest)?;
     match command.as_str() {
         "mkfs" => mkfs(&args).map(|()| 0),
@@ -130,18 +149,32 @@ pub fn run(args: &[String]) -> Result<i32> {
 /// A size such as `8G`, `512M`, `100k` or a byte count.
 pub fn parse_size(text: &str) -> Result<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| usage(format!("bad size {text:?} (e.g. 8G, 512M)")))?;
-    let shift = match unit.to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| usage(format!("bad size {text:?} (e.g. 8G, 512M)")))?;
+    let shift = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
         "" => 0,
         "k" => 10,
         "m" => 20,
         "g" => 30,
         "t" => 40,
-        _ => return Err(usage(format!("bad size unit in {text:?} (use K, M, G or T)"))),
+        _ => {
+            return Err(usage(format!(
+                "bad size unit in {text:?} (use K, M, G or T)"
+            )))
+        }
     };
-    number.checked_mul(1 << shift).ok_or_else(|| usage(format!("size {text:?} is too large")))
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| usage(format!("size {text:?} is too large")))
 }
 
 fn mkfs(args: &Args) -> Result<()> {
@@ -150,7 +183,12 @@ fn mkfs(args: &Args) -> Result<()> {
     let size = parse_size(args.value("--size").unwrap_or(DEFAULT_SIZE))?;
     let label = args.value("--label").unwrap_or("").to_string();
     format_image(&path, size, &label, args.flag("--force"))?;
-    println!("lcfs: formatted {} ({} bytes); mount it with `lcfs mount {}`", path.display(), size, path.display());
+    println!(
+        "lcfs: formatted {} ({} bytes); mount it with `lcfs mount {}`",
+        path.display(),
+        size,
+        path.display()
+    );
     Ok(())
 }
 
@@ -161,29 +199,55 @@ fn format_image(path: &Path, size: u64, label: &str, force: bool) -> Result<()> 
         // Refuses an image a daemon holds, and says so.
         let image = daemon::open_image(path)?;
         if !force && Fs::mount(Arc::clone(&image.device), &lcfs::MountOptions::default()).is_ok() {
-            bail!("{} already holds an lcfs filesystem: add --force to erase it", path.display());
+            bail!(
+                "{} already holds an lcfs filesystem: add --force to erase it",
+                path.display()
+            );
         }
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let is_device = std::fs::metadata(path).map(|m| !m.is_file()).unwrap_or(false);
-    let device = if is_device { FileDevice::open(path) } else { FileDevice::create(path, size) }
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Fs::mkfs(Arc::new(device), &MkfsOptions { label: label.to_string() })
-        .map_err(|e| anyhow!("formatting {} failed: {e}", path.display()))
+    let is_device = std::fs::metadata(path)
+        .map(|m| !m.is_file())
+        .unwrap_or(false);
+    let device = if is_device {
+        FileDevice::open(path)
+    } else {
+        FileDevice::create(path, size)
+    }
+    .with_context(|| format!("cannot create {}", path.display()))?;
+    Fs::mkfs(
+        Arc::new(device),
+        &MkfsOptions {
+            label: label.to_string(),
+        },
+    )
+    .map_err(|e| anyhow!("formatting {} failed: {e}", path.display()))
 }
 
 fn mount(args: &Args) -> Result<()> {
     args.only(&["--foreground"], 2)?;
-    let image = PathBuf::from(args.positional.first().map_or(DEFAULT_IMAGE, String::as_str));
-    let mountpoint = PathBuf::from(args.positional.get(1).map_or(DEFAULT_MOUNTPOINT, String::as_str));
+    let image = PathBuf::from(
+        args.positional
+            .first()
+            .map_or(DEFAULT_IMAGE, String::as_str),
+    );
+    let mountpoint = PathBuf::from(
+        args.positional
+            .get(1)
+            .map_or(DEFAULT_MOUNTPOINT, String::as_str),
+    );
     if args.positional.is_empty() && !image.exists() {
-        println!("lcfs: creating {} ({DEFAULT_SIZE}, sparse)", image.display());
+        println!(
+            "lcfs: creating {} ({DEFAULT_SIZE}, sparse)",
+            image.display()
+        );
         format_image(&image, parse_size(DEFAULT_SIZE)?, "", false)?;
     }
     if args.positional.len() < 2 && mountpoint == Path::new(DEFAULT_MOUNTPOINT) {
-        std::fs::create_dir_all(&mountpoint).with_context(|| format!("cannot create {}", mountpoint.display()))?;
+        std::fs::create_dir_all(&mountpoint)
+            .with_context(|| format!("cannot create {}", mountpoint.display()))?;
     }
     if args.flag("--foreground") {
         daemon::serve(&image, &mountpoint)
@@ -203,17 +267,27 @@ fn call(mountpoint: &Path, request: &Request) -> Result<serde_json::Value> {
     })?;
     match reply.ok {
         true => Ok(reply.data),
-        false => bail!("{}", reply.error.unwrap_or_else(|| "the daemon gave no reason".into())),
+        false => bail!(
+            "{}",
+            reply
+                .error
+                .unwrap_or_else(|| "the daemon gave no reason".into())
+        ),
     }
 }
 
 fn umount(args: &Args) -> Result<()> {
     args.only(&["--lazy", "--mount"], 1)?;
-    let given = args.positional.first().map(PathBuf::from).or_else(|| args.value("--mount").map(PathBuf::from));
+    let given = args
+        .positional
+        .first()
+        .map(PathBuf::from)
+        .or_else(|| args.value("--mount").map(PathBuf::from));
     let mountpoint = mounts::choose(given.as_deref())?;
     let (socket, info_path, _) = control::paths(&mountpoint);
-    let info: Option<DaemonInfo> =
-        std::fs::read(&info_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let info: Option<DaemonInfo> = std::fs::read(&info_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let lazy = args.flag("--lazy");
     match control::call(&socket, &Request::Umount { lazy }) {
         Ok(reply) if reply.ok => {}
@@ -221,7 +295,10 @@ fn umount(args: &Args) -> Result<()> {
         Err(_) if mounts::lcfs_mounts()?.contains(&mountpoint) => {
             crate::sys::unmount(&mountpoint, true)
                 .with_context(|| format!("cannot detach {}", mountpoint.display()))?;
-            println!("lcfs: the daemon of {} was gone; detached the mount", mountpoint.display());
+            println!(
+                "lcfs: the daemon of {} was gone; detached the mount",
+                mountpoint.display()
+            );
             return Ok(());
         }
         Err(_) => bail!("nothing is mounted on {}", mountpoint.display()),
@@ -239,13 +316,20 @@ fn wait_exit(pid: u32, timeout: Duration) -> Result<()> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     while proc_dir.exists() {
         let zombie = std::fs::read_to_string(proc_dir.join("stat"))
-            .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(false);
         if zombie {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the daemon (pid {pid}) has not exited after {} s", timeout.as_secs());
+            bail!(
+                "the daemon (pid {pid}) has not exited after {} s",
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -258,7 +342,10 @@ fn layer(args: &Args) -> Result<()> {
     let mountpoint = mounts::choose(args.value("--mount").map(Path::new))?;
     let name = || args.positional(1, "layer NAME").map(str::to_string);
     let request = match action {
-        "create" => Request::LayerCreate { name: name()?, parent: args.value("--parent").map(str::to_string) },
+        "create" => Request::LayerCreate {
+            name: name()?,
+            parent: args.value("--parent").map(str::to_string),
+        },
         "commit" => Request::LayerCommit { name: name()? },
         "remove" | "rm" => Request::LayerRemove { name: name()? },
         "diff" => Request::LayerDiff { name: name()? },
@@ -268,7 +355,12 @@ fn layer(args: &Args) -> Result<()> {
     let data = call(&mountpoint, &request)?;
     match action {
         "list" | "ls" => print_layers(&data),
-        "create" => println!("{}", data.get("path").and_then(|p| p.as_str()).unwrap_or_default()),
+        "create" => println!(
+            "{}",
+            data.get("path")
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+        ),
         "commit" => println!("committed {}", name()?),
         _ => println!("removed {}", name()?),
     }
@@ -276,7 +368,10 @@ fn layer(args: &Args) -> Result<()> {
 }
 
 fn print_layers(data: &serde_json::Value) {
-    println!("{:<32} {:>6} {:<10} {:>8}  PARENT", "NAME", "ID", "STATE", "CHILDREN");
+    println!(
+        "{:<32} {:>6} {:<10} {:>8}  PARENT",
+        "NAME", "ID", "STATE", "CHILDREN"
+    );
     for l in data.as_array().into_iter().flatten() {
         println!(
             "{:<32} {:>6} {:<10} {:>8}  {}",
@@ -300,9 +395,19 @@ fn stats(args: &Args) -> Result<()> {
     let block = data["block_size"].as_u64().unwrap_or(4096);
     let total = data["blocks_total"].as_u64().unwrap_or(0) * block;
     let free = data["blocks_free"].as_u64().unwrap_or(0) * block;
-    println!("image: {} used of {}, {} inodes, checkpoint generation {}", human(total - free.min(total)), human(total), data["inodes"], data["generation"]);
-    println!("{:<32} {:<10} {:>12} {:>8} {:>10}  PARENT", "LAYER", "STATE", "PRIVATE", "CHILDREN", "READS");
-    let mut layers: Vec<&serde_json::Value> = data["layers"].as_array().into_iter().flatten().collect();
+    println!(
+        "image: {} used of {}, {} inodes, checkpoint generation {}",
+        human(total - free.min(total)),
+        human(total),
+        data["inodes"],
+        data["generation"]
+    );
+    println!(
+        "{:<32} {:<10} {:>12} {:>8} {:>10}  PARENT",
+        "LAYER", "STATE", "PRIVATE", "CHILDREN", "READS"
+    );
+    let mut layers: Vec<&serde_json::Value> =
+        data["layers"].as_array().into_iter().flatten().collect();
     for l in &layers {
         println!(
             "{:<32} {:<10} {:>12} {:>8} {:>10}  {}",
@@ -315,8 +420,15 @@ fn stats(args: &Args) -> Result<()> {
         );
     }
     layers.sort_by_key(|l| std::cmp::Reverse((l["reads"].as_u64(), l["children"].as_u64())));
-    let popular: Vec<&str> = layers.iter().take(5).filter_map(|l| l["name"].as_str()).collect();
-    println!("most popular (reads, then children): {}", popular.join(", "));
+    let popular: Vec<&str> = layers
+        .iter()
+        .take(5)
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    println!(
+        "most popular (reads, then children): {}",
+        popular.join(", ")
+    );
     Ok(())
 }
 
@@ -335,7 +447,10 @@ fn gc(args: &Args) -> Result<()> {
     args.only(&["--mount"], 0)?;
     let mountpoint = mounts::choose(args.value("--mount").map(Path::new))?;
     let data = call(&mountpoint, &Request::Gc)?;
-    println!("gc: swept leftover unlinked files in {} writable layers", data["writable_layers_swept"]);
+    println!(
+        "gc: swept leftover unlinked files in {} writable layers",
+        data["writable_layers_swept"]
+    );
     Ok(())
 }
 
@@ -353,7 +468,11 @@ fn fsck_image(args: &Args) -> Result<i32> {
             while !done.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(500));
                 if !done.load(Ordering::SeqCst) && start.elapsed() > Duration::from_secs(1) {
-                    eprint!("\rfsck: checking {} image... {} s", human(size), start.elapsed().as_secs());
+                    eprint!(
+                        "\rfsck: checking {} image... {} s",
+                        human(size),
+                        start.elapsed().as_secs()
+                    );
                     let _ = std::io::stderr().flush();
                 }
             }
@@ -387,7 +506,9 @@ mod tests {
 
     #[test]
     fn options_and_positionals_separate() {
-        let args: Vec<String> = ["create", "c1", "--parent", "base", "--mount=/mnt/x"].map(String::from).to_vec();
+        let args: Vec<String> = ["create", "c1", "--parent", "base", "--mount=/mnt/x"]
+            .map(String::from)
+            .to_vec();
         let parsed = Args::parse(&args).unwrap_or_default();
         assert_eq!(parsed.positional, vec!["create", "c1"]);
         assert_eq!(parsed.value("--parent"), Some("base"));

@@ -26,15 +26,26 @@ pub const RUN_DIR: &str = "/run/lcfs";
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    LayerCreate { name: String, parent: Option<String> },
-    LayerCommit { name: String },
-    LayerRemove { name: String },
+    LayerCreate {
+        name: String,
+        parent: Option<String>,
+    },
+    LayerCommit {
+        name: String,
+    },
+    LayerRemove {
+        name: String,
+    },
     LayerList,
-    LayerDiff { name: String },
+    LayerDiff {
+        name: String,
+    },
     Stats,
     Gc,
     Checkpoint,
-    Umount { lazy: bool },
+    Umount {
+        lazy: bool,
+    },
 }
 
 /// The daemon's reply.
@@ -49,11 +60,19 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(data: serde_json::Value) -> Self {
-        Reply { ok: true, error: None, data }
+        Reply {
+            ok: true,
+            error: None,
+            data,
+        }
     }
 
     pub fn error(message: impl Into<String>) -> Self {
-        Reply { ok: false, error: Some(message.into()), data: serde_json::Value::Null }
+        Reply {
+            ok: false,
+            error: Some(message.into()),
+            data: serde_json::Value::Null,
+        }
     }
 }
 
@@ -82,7 +101,11 @@ pub fn key(mountpoint: &Path) -> String {
 pub fn paths(mountpoint: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let key = key(mountpoint);
     let dir = Path::new(RUN_DIR);
-    (dir.join(format!("{key}.sock")), dir.join(format!("{key}.json")), dir.join(format!("{key}.log")))
+    (
+        dir.join(format!("{key}.sock")),
+        dir.join(format!("{key}.json")),
+        dir.join(format!("{key}.log")),
+    )
 }
 
 /// Sends `request` to the daemon listening on `socket` and returns its reply.
@@ -105,8 +128,15 @@ mod tests {
     fn requests_read_as_documented() {
         let r: Request = serde_json::from_str(r#"{"op":"layer_create","name":"a","parent":null}"#)
             .unwrap_or(Request::Status);
-        assert_eq!(r, Request::LayerCreate { name: "a".into(), parent: None });
-        let r: Request = serde_json::from_str(r#"{"op":"umount","lazy":true}"#).unwrap_or(Request::Status);
+        assert_eq!(
+            r,
+            Request::LayerCreate {
+                name: "a".into(),
+                parent: None
+            }
+        );
+        let r: Request =
+            serde_json::from_str(r#"{"op":"umount","lazy":true}"#).unwrap_or(Request::Status);
         assert_eq!(r, Request::Umount { lazy: true });
         let text = serde_json::to_string(&Reply::error("x")).unwrap_or_default();
         assert_eq!(text, r#"{"ok":false,"error":"x","data":null}"#);

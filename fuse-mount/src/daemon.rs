@@ -50,21 +50,25 @@ pub fn open_image(path: &Path) -> Result<Image> {
         _ => anyhow!("cannot read {}: {e}", path.display()),
     })?;
     let lock = if meta.file_type().is_block_device() {
-        OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(path).map_err(|e| {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                anyhow!(
-                    "device {} is busy: it is mounted or used by another program (see \
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    anyhow!(
+                        "device {} is busy: it is mounted or used by another program (see \
                      `lsblk` and `findmnt {}`); unmount it first",
-                    path.display(),
-                    path.display()
-                )
-            } else {
-                anyhow!("cannot open device {}: {e}", path.display())
-            }
-        })?
+                        path.display(),
+                        path.display()
+                    )
+                } else {
+                    anyhow!("cannot open device {}: {e}", path.display())
+                }
+            })?
     } else {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        if file.try_lock().is_err() {
+        if !sys::try_lock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
             bail!(
                 "image {} is in use by another lcfs daemon (it holds the image's lock): \
                  unmount that one first (`lcfs umount MOUNTPOINT`; `grep lcfs: /proc/mounts` lists them)",
@@ -73,8 +77,12 @@ pub fn open_image(path: &Path) -> Result<Image> {
         }
         file
     };
-    let device = FileDevice::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(Image { device: Arc::new(device), _lock: lock })
+    let device =
+        FileDevice::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Image {
+        device: Arc::new(device),
+        _lock: lock,
+    })
 }
 
 /// Mounts the engine of `image`, explaining the errors a user can do something about.
@@ -119,27 +127,50 @@ fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
 /// Serves `image_path` on `mountpoint` until it is unmounted (`lcfs mount --foreground`).
 pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
     let mountpoint = check_mountpoint(mountpoint)?;
-    let image_path = image_path.canonicalize().unwrap_or_else(|_| image_path.to_path_buf());
+    let image_path = image_path
+        .canonicalize()
+        .unwrap_or_else(|_| image_path.to_path_buf());
     let image = open_image(&image_path)?;
     let fs = Arc::new(mount_engine(&image, &image_path)?);
     let shared = Arc::new(Shared::new(Arc::clone(&fs)));
     let config = fuse_config(&image_path);
-    let session = Session::new(LcfsFuse::new(Arc::clone(&shared)), &mountpoint, &config)
-        .map_err(|e| anyhow!("mounting FUSE on {} failed: {e} (is /dev/fuse there, and are you root?)", mountpoint.display()))?;
+    let session =
+        Session::new(LcfsFuse::new(Arc::clone(&shared)), &mountpoint, &config).map_err(|e| {
+            anyhow!(
+                "mounting FUSE on {} failed: {e} (is /dev/fuse there, and are you root?)",
+                mountpoint.display()
+            )
+        })?;
     let _ = shared.notifier.set(session.notifier());
     let (socket, info_path, _) = control::paths(&mountpoint);
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
-    let info = DaemonInfo { pid: std::process::id(), image: image_path.clone(), mountpoint: mountpoint.clone(), socket: socket.clone() };
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        image: image_path.clone(),
+        mountpoint: mountpoint.clone(),
+        socket: socket.clone(),
+    };
     std::fs::write(&info_path, serde_json::to_vec(&info)?)?;
-    let server = Arc::new(Server { shared, mountpoint: mountpoint.clone(), image: image_path.clone(), stopping: false.into() });
+    let server = Arc::new(Server {
+        shared,
+        mountpoint: mountpoint.clone(),
+        image: image_path.clone(),
+        stopping: false.into(),
+    });
     let accept = {
         let server = Arc::clone(&server);
         std::thread::spawn(move || server.run(listener))
     };
     watch_signals(Arc::downgrade(&server))?;
-    eprintln!("lcfs: serving {} on {} (layers in {}/layers)", image_path.display(), mountpoint.display(), mountpoint.display());
+    eprintln!(
+        "lcfs: serving {} on {} (layers in {}/layers)",
+        image_path.display(),
+        mountpoint.display(),
+        mountpoint.display()
+    );
     let served = session.run();
     server.stopping.store(true, Ordering::SeqCst);
     let _ = std::os::unix::net::UnixStream::connect(&socket);
@@ -149,7 +180,10 @@ pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
     drop(server);
     finish(fs)?;
     served.map_err(|e| anyhow!("the FUSE session ended with an error: {e}"))?;
-    eprintln!("lcfs: {} unmounted, image checkpointed and released", mountpoint.display());
+    eprintln!(
+        "lcfs: {} unmounted, image checkpointed and released",
+        mountpoint.display()
+    );
     Ok(())
 }
 
@@ -175,13 +209,19 @@ fn finish(fs: Arc<Fs>) -> Result<()> {
     let mut fs = fs;
     loop {
         match Arc::try_unwrap(fs) {
-            Ok(fs) => return fs.unmount().map_err(|e| anyhow!("the last checkpoint failed: {e}")),
+            Ok(fs) => {
+                return fs
+                    .unmount()
+                    .map_err(|e| anyhow!("the last checkpoint failed: {e}"))
+            }
             Err(again) if Instant::now() < deadline => {
                 fs = again;
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(again) => {
-                again.checkpoint().map_err(|e| anyhow!("the last checkpoint failed: {e}"))?;
+                again
+                    .checkpoint()
+                    .map_err(|e| anyhow!("the last checkpoint failed: {e}"))?;
                 bail!("a control request still holds the engine; the image was checkpointed but not marked clean");
             }
         }
@@ -195,8 +235,14 @@ fn watch_signals(server: std::sync::Weak<Server>) -> Result<()> {
     std::thread::spawn(move || {
         let mut byte = [0u8; 1];
         while pipe.read_exact(&mut byte).is_ok() {
-            let Some(server) = server.upgrade() else { return };
-            eprintln!("lcfs: signal {}: unmounting {}", byte[0], server.mountpoint.display());
+            let Some(server) = server.upgrade() else {
+                return;
+            };
+            eprintln!(
+                "lcfs: signal {}: unmounting {}",
+                byte[0],
+                server.mountpoint.display()
+            );
             if server.handle(control::Request::Umount { lazy: false }).ok {
                 continue;
             }
@@ -211,7 +257,8 @@ pub fn spawn(image: &Path, mountpoint: &Path) -> Result<()> {
     let canonical = check_mountpoint(mountpoint)?;
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     let (_, _, log_path) = control::paths(&canonical);
-    let log = File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot find the lcfs binary")?;
     let mut child = Command::new(exe)
         .arg("mount")
@@ -232,12 +279,23 @@ pub fn spawn(image: &Path, mountpoint: &Path) -> Result<()> {
             bail!("{message} (daemon exit {status})");
         }
         let (socket, _, _) = control::paths(&canonical);
-        if mounts::lcfs_mounts()?.contains(&canonical) && control::call(&socket, &control::Request::Status).is_ok() {
-            println!("lcfs: mounted {} on {} (daemon pid {}, log {})", image.display(), canonical.display(), child.id(), log_path.display());
+        if mounts::lcfs_mounts()?.contains(&canonical)
+            && control::call(&socket, &control::Request::Status).is_ok()
+        {
+            println!(
+                "lcfs: mounted {} on {} (daemon pid {}, log {})",
+                image.display(),
+                canonical.display(),
+                child.id(),
+                log_path.display()
+            );
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the daemon did not come up within 60 s; see {}", log_path.display());
+            bail!(
+                "the daemon did not come up within 60 s; see {}",
+                log_path.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

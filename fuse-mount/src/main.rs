@@ -18,7 +18,11 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lcfs: {e:#}");
-            if e.downcast_ref::<cli::UsageError>().is_some() { 2 } else { 1 }
+            if e.downcast_ref::<cli::UsageError>().is_some() {
+                2
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);

@@ -11,10 +11,15 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b, octal) {
             (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             _ => {
@@ -49,14 +54,17 @@ pub fn parse(mountinfo: &str) -> Vec<PathBuf> {
 
 /// The mount points of every lcfs mount.
 pub fn lcfs_mounts() -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
     Ok(parse(&text))
 }
 
 /// The mount point `given`, or the only lcfs mount when none is given.
 pub fn choose(given: Option<&std::path::Path>) -> Result<PathBuf> {
     if let Some(path) = given {
-        return path.canonicalize().with_context(|| format!("mount point {} does not exist", path.display()));
+        return path
+            .canonicalize()
+            .with_context(|| format!("mount point {} does not exist", path.display()));
     }
     let mounts = lcfs_mounts()?;
     match mounts.as_slice() {
@@ -65,7 +73,10 @@ pub fn choose(given: Option<&std::path::Path>) -> Result<PathBuf> {
         many => bail!(
             "{} lcfs mounts ({}): say which with --mount MOUNTPOINT",
             many.len(),
-            many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

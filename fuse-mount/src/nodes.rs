@@ -90,7 +90,11 @@ impl Slots {
         if ino.0 > INO_MASK {
             return None;
         }
-        Some((u64::from(slot) << (INO_BITS + GEN_BITS)) | ((s.generation & GEN_MASK) << INO_BITS) | ino.0)
+        Some(
+            (u64::from(slot) << (INO_BITS + GEN_BITS))
+                | ((s.generation & GEN_MASK) << INO_BITS)
+                | ino.0,
+        )
     }
 
     /// The generation the kernel gets with nodes of `slot`.
@@ -108,7 +112,11 @@ impl Slots {
         let slot = (id >> (INO_BITS + GEN_BITS)) as u32;
         let generation = (id >> INO_BITS) & GEN_MASK;
         let ino = Ino(id & INO_MASK);
-        let s = self.slots.get(slot as usize).filter(|_| slot != 0).ok_or(Stale::Unknown)?;
+        let s = self
+            .slots
+            .get(slot as usize)
+            .filter(|_| slot != 0)
+            .ok_or(Stale::Unknown)?;
         if s.generation & GEN_MASK != generation {
             return Err(Stale::Unknown);
         }
@@ -130,7 +138,9 @@ impl Slots {
                 if self.slots.is_empty() {
                     self.slots.push(Slot::default());
                 }
-                let slot = u32::try_from(self.slots.len()).ok().filter(|s| *s <= SLOTS_MAX)?;
+                let slot = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|s| *s <= SLOTS_MAX)?;
                 self.slots.push(Slot::default());
                 slot
             }
@@ -159,7 +169,9 @@ impl Slots {
         }
         let slot = (id >> (INO_BITS + GEN_BITS)) as u32;
         let generation = (id >> INO_BITS) & GEN_MASK;
-        let Some(s) = self.slots.get_mut(slot as usize) else { return };
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
         if s.generation & GEN_MASK != generation || slot == 0 {
             return;
         }
@@ -172,8 +184,12 @@ impl Slots {
     /// The layer of `slot` was removed: its nodes go stale, and the slot is free once the
     /// kernel has forgotten them.
     pub fn layer_removed(&mut self, layer: LayerId) {
-        let Some(slot) = self.by_layer.remove(&layer) else { return };
-        let Some(s) = self.slots.get_mut(slot as usize) else { return };
+        let Some(slot) = self.by_layer.remove(&layer) else {
+            return;
+        };
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
         s.removed = true;
         if s.lookups == 0 {
             self.release(slot);
@@ -202,7 +218,14 @@ impl Slots {
             .iter()
             .filter_map(|(layer, slot)| {
                 let s = self.slots.get(*slot as usize)?;
-                Some((*layer, SlotStats { name: s.name.clone(), reads: s.reads, lookups: s.lookups }))
+                Some((
+                    *layer,
+                    SlotStats {
+                        name: s.name.clone(),
+                        reads: s.reads,
+                        lookups: s.lookups,
+                    },
+                ))
             })
             .collect()
     }
@@ -217,7 +240,14 @@ mod tests {
         let mut slots = Slots::default();
         let slot = slots.slot_of(LayerId(7), "a").unwrap_or(0);
         let id = slots.node_id(slot, Ino(123_456)).unwrap_or(0);
-        assert_eq!(slots.resolve(id), Ok(Node::Inode { slot, layer: LayerId(7), ino: Ino(123_456) }));
+        assert_eq!(
+            slots.resolve(id),
+            Ok(Node::Inode {
+                slot,
+                layer: LayerId(7),
+                ino: Ino(123_456)
+            })
+        );
         assert_eq!(slots.resolve(ROOT_NODE), Ok(Node::Root));
         assert_eq!(slots.resolve(LAYERS_NODE), Ok(Node::Layers));
         assert_eq!(slots.resolve(id + (1 << 44)), Err(Stale::Unknown));
@@ -240,7 +270,14 @@ mod tests {
         let new = slots.node_id(reused, Ino(5)).unwrap_or(0);
         assert_ne!(new, old);
         assert_eq!(slots.resolve(old), Err(Stale::Unknown));
-        assert_eq!(slots.resolve(new), Ok(Node::Inode { slot, layer: LayerId(3), ino: Ino(5) }));
+        assert_eq!(
+            slots.resolve(new),
+            Ok(Node::Inode {
+                slot,
+                layer: LayerId(3),
+                ino: Ino(5)
+            })
+        );
     }
 
     #[test]

@@ -32,8 +32,10 @@ fn layer_error(what: &str, name: &str, e: &Error) -> Reply {
     let hint = match e {
         Error::NotFound => format!("no layer called {name:?} (see `lcfs layer list`)"),
         Error::Exists => format!("a layer called {name:?} exists already: pick another name"),
-        Error::Busy(why) => format!("layer {name:?} is busy ({why}): remove its children first, or close its files"),
-        Error::InvalidArgument(why) => format!("{why}"),
+        Error::Busy(why) => {
+            format!("layer {name:?} is busy ({why}): remove its children first, or close its files")
+        }
+        Error::InvalidArgument(why) => why.to_string(),
         Error::NameTooLong => "layer names are at most 255 bytes".to_string(),
         other => format!("{other}"),
     };
@@ -61,7 +63,9 @@ impl Server {
         }
         let reply = match serde_json::from_str::<Request>(&line) {
             Ok(request) => self.handle(request),
-            Err(e) => Reply::error(format!("bad request ({e}): this lcfs and the daemon differ in version?")),
+            Err(e) => Reply::error(format!(
+                "bad request ({e}): this lcfs and the daemon differ in version?"
+            )),
         };
         let mut out = serde_json::to_vec(&reply).unwrap_or_default();
         out.push(b'\n');
@@ -179,7 +183,10 @@ impl Server {
             }));
         }
         let s = fs.statfs();
-        let (nodes, data) = fs.cache_stats().map(|(n, d)| (format!("{n:?}"), format!("{d:?}"))).unwrap_or_default();
+        let (nodes, data) = fs
+            .cache_stats()
+            .map(|(n, d)| (format!("{n:?}"), format!("{d:?}")))
+            .unwrap_or_default();
         Reply::ok(json!({
             "layers": rows,
             "block_size": s.block_size,
@@ -194,7 +201,9 @@ impl Server {
 
     fn umount(&self, lazy: bool) -> Reply {
         if let Err(e) = self.shared.fs.checkpoint() {
-            return Reply::error(format!("the checkpoint before unmount failed: {e}; nothing was unmounted"));
+            return Reply::error(format!(
+                "the checkpoint before unmount failed: {e}; nothing was unmounted"
+            ));
         }
         match sys::unmount(&self.mountpoint, lazy) {
             Ok(()) => Reply::ok(json!({ "pid": std::process::id() })),
@@ -204,7 +213,10 @@ impl Server {
                 self.mountpoint.display(),
                 self.mountpoint.display()
             )),
-            Err(e) => Reply::error(format!("unmounting {} failed: {e}", self.mountpoint.display())),
+            Err(e) => Reply::error(format!(
+                "unmounting {} failed: {e}",
+                self.mountpoint.display()
+            )),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The only unsafe code of the crate: the few system calls std does not offer (signal
-//! handling, unmount, the caller's supplementary groups are read from /proc instead).
+//! handling, unmount, the image lock).
 //!
 //! Invariants: every `unsafe` block has a SAFETY comment; nothing here keeps a pointer past
 //! the call that received it.
@@ -64,4 +64,19 @@ pub fn unmount(path: &Path, lazy: bool) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Takes the exclusive lock of `file` without waiting (flock(2), released when the file is
+/// closed); false when another open file description holds it.
+pub fn try_lock(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor belongs to `file`, which outlives the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(e)
 }

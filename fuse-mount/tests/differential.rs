@@ -4,7 +4,12 @@
 //! and at intervals and at the end the two trees must be identical (names, types, modes,
 //! nlinks, sizes, owners, bytes, link targets). Names come from a small pool so collisions happen; sizes and offsets are biased to
 //! block edges. The seed is printed; `LCFS_SEED=<n>` replays a run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -18,7 +23,9 @@ use common::{Mounted, Rng};
 
 /// Names for files first (`FILE_NAMES` of them), then names for directories; calls mostly
 /// use a name of the right kind, sometimes the other.
-const PATHS: [&str; 12] = ["a", "b", "d/a", "d/b", "d/e/a", "e/a", "f", "d", "e", "d/e", "e/d", "d/d"];
+const PATHS: [&str; 12] = [
+    "a", "b", "d/a", "d/b", "d/e/a", "e/a", "f", "d", "e", "d/e", "e/d", "d/d",
+];
 const FILE_NAMES: u64 = 7;
 const SIZES: [u64; 9] = [0, 1, 100, 4095, 4096, 4097, 65536, 70000, 300_000];
 const MODES: [u32; 7] = [0o644, 0o755, 0o600, 0o4755, 0o2755, 0o1777, 0o000];
@@ -28,7 +35,11 @@ const OPS: usize = 3000;
 fn outcome<T: std::fmt::Debug>(r: std::io::Result<T>) -> String {
     match r {
         Ok(v) => format!("ok {v:?}"),
-        Err(e) => format!("errno {:?}", e.raw_os_error().map_or_else(|| format!("{:?}", e.kind()), |c| c.to_string())),
+        Err(e) => format!(
+            "errno {:?}",
+            e.raw_os_error()
+                .map_or_else(|| format!("{:?}", e.kind()), |c| c.to_string())
+        ),
     }
 }
 
@@ -54,7 +65,11 @@ fn describe(path: &Path) -> String {
                 text += &format!(" -> {:?}", fs::read_link(path).ok());
             } else if kind.is_dir() {
                 let mut names: Vec<String> = fs::read_dir(path)
-                    .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 names.sort();
                 text += &format!(" entries {names:?}");
@@ -65,7 +80,9 @@ fn describe(path: &Path) -> String {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// One generated call, applied the same way to either root.
@@ -89,12 +106,29 @@ enum Op {
 
 fn generate(rng: &mut Rng) -> Op {
     let any = |rng: &mut Rng| rng.below(PATHS.len() as u64) as usize;
-    let file = |rng: &mut Rng| if rng.below(5) == 0 { any(rng) } else { rng.below(FILE_NAMES) as usize };
-    let dir = |rng: &mut Rng| if rng.below(5) == 0 { any(rng) } else { (FILE_NAMES + rng.below(5)) as usize };
+    let file = |rng: &mut Rng| {
+        if rng.below(5) == 0 {
+            any(rng)
+        } else {
+            rng.below(FILE_NAMES) as usize
+        }
+    };
+    let dir = |rng: &mut Rng| {
+        if rng.below(5) == 0 {
+            any(rng)
+        } else {
+            (FILE_NAMES + rng.below(5)) as usize
+        }
+    };
     let p = file;
     match rng.below(31) {
         0..=4 => Op::Create(p(rng)),
-        5..=10 => Op::Write(p(rng), *rng.pick(&SIZES), *rng.pick(&SIZES[..7]), rng.below(255) as u8 + 1),
+        5..=10 => Op::Write(
+            p(rng),
+            *rng.pick(&SIZES),
+            *rng.pick(&SIZES[..7]),
+            rng.below(255) as u8 + 1,
+        ),
         11..=12 => Op::Read(p(rng)),
         13..=14 => Op::Truncate(p(rng), *rng.pick(&SIZES)),
         15..=17 => Op::Mkdir(dir(rng)),
@@ -105,7 +139,11 @@ fn generate(rng: &mut Rng) -> Op {
         24 => Op::Link(p(rng), p(rng)),
         25 => Op::Symlink(p(rng), p(rng)),
         26 => Op::Chmod(p(rng), *rng.pick(&MODES)),
-        27 => Op::SetTimes(p(rng), 1_600_000_000 + rng.below(1000), rng.below(1_000_000_000) as u32),
+        27 => Op::SetTimes(
+            p(rng),
+            1_600_000_000 + rng.below(1000),
+            rng.below(1_000_000_000) as u32,
+        ),
         28 => Op::OpenUnlinkRead(p(rng)),
         _ => Op::Stat(any(rng)),
     }
@@ -114,7 +152,13 @@ fn generate(rng: &mut Rng) -> Op {
 fn apply(root: &Path, op: &Op) -> String {
     let at = |i: &usize| root.join(PATHS[*i]);
     match op {
-        Op::Create(i) => outcome(OpenOptions::new().write(true).create_new(true).open(at(i)).map(|_| ())),
+        Op::Create(i) => outcome(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(at(i))
+                .map(|_| ()),
+        ),
         Op::Write(i, offset, len, byte) => outcome(
             OpenOptions::new()
                 .write(true)
@@ -122,14 +166,22 @@ fn apply(root: &Path, op: &Op) -> String {
                 .and_then(|f| f.write_at(&vec![*byte; *len as usize], *offset)),
         ),
         Op::Read(i) => outcome(fs::read(at(i)).map(|b| (b.len(), fnv(&b)))),
-        Op::Truncate(i, size) => outcome(OpenOptions::new().write(true).open(at(i)).and_then(|f| f.set_len(*size))),
+        Op::Truncate(i, size) => outcome(
+            OpenOptions::new()
+                .write(true)
+                .open(at(i))
+                .and_then(|f| f.set_len(*size)),
+        ),
         Op::Mkdir(i) => outcome(fs::create_dir(at(i))),
         Op::Rmdir(i) => outcome(fs::remove_dir(at(i))),
         Op::Unlink(i) => outcome(fs::remove_file(at(i))),
         Op::Rename(i, j) => outcome(fs::rename(at(i), at(j))),
         Op::Link(i, j) => outcome(fs::hard_link(at(i), at(j))),
         Op::Symlink(i, j) => outcome(std::os::unix::fs::symlink(PATHS[*i], at(j))),
-        Op::Chmod(i, mode) => outcome(fs::set_permissions(at(i), fs::Permissions::from_mode(*mode))),
+        Op::Chmod(i, mode) => outcome(fs::set_permissions(
+            at(i),
+            fs::Permissions::from_mode(*mode),
+        )),
         Op::SetTimes(i, sec, nsec) => {
             let t = UNIX_EPOCH + Duration::new(*sec, *nsec);
             outcome(File::open(at(i)).and_then(|f| {
@@ -159,7 +211,10 @@ fn open_unlink_read(path: &Path) -> std::io::Result<(usize, u64)> {
 fn compare_trees(a: &Path, b: &Path, step: usize, seed: u64) {
     for p in PATHS.iter().map(PathBuf::from).chain([PathBuf::from(".")]) {
         let (x, y) = (describe(&a.join(&p)), describe(&b.join(&p)));
-        assert_eq!(x, y, "LCFS_SEED={seed}: trees differ at {p:?} after step {step}");
+        assert_eq!(
+            x, y,
+            "LCFS_SEED={seed}: trees differ at {p:?} after step {step}"
+        );
     }
 }
 
@@ -182,13 +237,19 @@ fn the_mount_behaves_like_tmpfs_call_for_call() {
     // The directories first (d, e, d/e), then generated calls.
     let setup = [Op::Mkdir(7), Op::Mkdir(8), Op::Mkdir(9)];
     for step in 0..OPS {
-        let op = setup.get(step).cloned().unwrap_or_else(|| generate(&mut rng));
+        let op = setup
+            .get(step)
+            .cloned()
+            .unwrap_or_else(|| generate(&mut rng));
         let (x, y) = (apply(&ours, &op), apply(&theirs, &op));
         succeeded += usize::from(x.starts_with("ok") || x.starts_with("mode"));
         if std::env::var_os("LCFS_TRACE").is_some() {
             eprintln!("{step} {op:?} {x}");
         }
-        assert_eq!(x, y, "LCFS_SEED={seed}: step {step} {op:?}: lcfs {x}, tmpfs {y}");
+        assert_eq!(
+            x, y,
+            "LCFS_SEED={seed}: step {step} {op:?}: lcfs {x}, tmpfs {y}"
+        );
         if step % 250 == 249 {
             compare_trees(&ours, &theirs, step, seed);
         }
@@ -198,5 +259,8 @@ fn the_mount_behaves_like_tmpfs_call_for_call() {
         "differential: {OPS} calls identical ({succeeded} succeeded) in {:.1?}",
         start.elapsed().unwrap_or_default()
     );
-    assert!(succeeded > OPS / 5, "too few calls succeeded to test much: {succeeded}");
+    assert!(
+        succeeded > OPS / 5,
+        "too few calls succeeded to test much: {succeeded}"
+    );
 }

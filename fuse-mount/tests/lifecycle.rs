@@ -2,7 +2,12 @@
 //! bytes, link targets, xattrs); what the CLI says when something is wrong; committed layers
 //! read-only through the mount; a layer removed by the CLI disappears from the mount; an
 //! unlinked file stays readable through its open handle; SIGTERM unmounts cleanly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -25,8 +30,16 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             let m = fs::symlink_metadata(&path).unwrap();
             let mut text = format!(
                 "{:o} {} {}:{} {} {}.{} {}.{} {}",
-                m.mode(), m.nlink(), m.uid(), m.gid(), m.size(),
-                m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.rdev()
+                m.mode(),
+                m.nlink(),
+                m.uid(),
+                m.gid(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+                m.rdev()
             );
             if m.is_file() {
                 // Head and tail of huge sparse files; every byte of the others.
@@ -59,7 +72,12 @@ fn write_unmount_mount_again_gives_an_identical_tree() {
     fs::write(root.join("a/small"), b"hello").unwrap();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     fs::write(root.join("a/b/big"), &big).unwrap();
-    let sparse = OpenOptions::new().write(true).create(true).truncate(true).open(root.join("sparse")).unwrap();
+    let sparse = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(root.join("sparse"))
+        .unwrap();
     sparse.write_at(b"far", 1 << 33).unwrap();
     drop(sparse);
     fs::hard_link(root.join("a/small"), root.join("a/b/c/link")).unwrap();
@@ -91,12 +109,23 @@ fn committed_layers_are_read_only_and_children_see_their_parent_but_not_their_si
     }
     fs::write(m.layer_dir("c1").join("etc"), b"container one").unwrap();
     fs::write(m.layer_dir("c1").join("mine"), b"x").unwrap();
-    assert_eq!(fs::read(m.layer_dir("c1").join("etc")).unwrap(), b"container one");
+    assert_eq!(
+        fs::read(m.layer_dir("c1").join("etc")).unwrap(),
+        b"container one"
+    );
     for other in ["image", "c2", "c3"] {
-        assert_eq!(fs::read(m.layer_dir(other).join("etc")).unwrap(), b"v1", "{other} sees c1's write");
+        assert_eq!(
+            fs::read(m.layer_dir(other).join("etc")).unwrap(),
+            b"v1",
+            "{other} sees c1's write"
+        );
         assert!(!m.layer_dir(other).join("mine").exists());
     }
-    let err = fs::rename(m.layer_dir("c1").join("mine"), m.layer_dir("c2").join("mine")).unwrap_err();
+    let err = fs::rename(
+        m.layer_dir("c1").join("mine"),
+        m.layer_dir("c2").join("mine"),
+    )
+    .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(18), "EXDEV across layers");
 }
 
@@ -116,7 +145,10 @@ fn a_layer_removed_by_the_cli_disappears_and_a_reused_name_is_a_new_layer() {
     assert!(!dir.exists());
     assert!(fs::read(dir.join("old")).is_err());
     m.layer(&["create", "x"]);
-    assert!(!dir.join("old").exists(), "a new layer of the same name is empty");
+    assert!(
+        !dir.join("old").exists(),
+        "a new layer of the same name is empty"
+    );
     fs::write(dir.join("old"), b"new").unwrap();
     assert_ne!(fs::metadata(dir.join("old")).unwrap().ino(), ino_before);
     assert_eq!(fs::read(dir.join("old")).unwrap(), b"new");
@@ -129,7 +161,11 @@ fn an_unlinked_open_file_stays_readable_until_closed_and_is_then_gone() {
     m.layer(&["create", "l"]);
     let path = m.layer_dir("l").join("f");
     fs::write(&path, vec![9u8; 100_000]).unwrap();
-    let mut f = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     fs::remove_file(&path).unwrap();
     assert!(!path.exists());
     f.write_all(b"appended after unlink").unwrap();
@@ -140,13 +176,22 @@ fn an_unlinked_open_file_stays_readable_until_closed_and_is_then_gone() {
     assert_eq!(f.metadata().unwrap().nlink(), 0);
     let mount = m.mount_arg();
     let out = common::run_raw(&["layer", "commit", "l", &mount]);
-    assert!(!out.status.success(), "a layer with an open unlinked file cannot be committed");
+    assert!(
+        !out.status.success(),
+        "a layer with an open unlinked file cannot be committed"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("still open"));
     drop(f);
     // The kernel sends the release after close returns: the commit succeeds soon after.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !common::run_raw(&["layer", "commit", "l", &mount]).status.success() {
-        assert!(std::time::Instant::now() < deadline, "commit still refused after close");
+    while !common::run_raw(&["layer", "commit", "l", &mount])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "commit still refused after close"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     m.umount();
@@ -167,12 +212,21 @@ fn errors_say_what_failed_and_what_to_do() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     fs::create_dir(&mnt).unwrap();
-    assert!(stderr(&["mount", image_s, mnt_s]).contains("lcfs mkfs"), "missing image");
+    assert!(
+        stderr(&["mount", image_s, mnt_s]).contains("lcfs mkfs"),
+        "missing image"
+    );
     fs::write(&image, vec![0x5a; 4 << 20]).unwrap();
     let e = stderr(&["mount", image_s, mnt_s]);
-    assert!(e.contains("not an lcfs image") && e.contains("lcfs mkfs"), "{e}");
+    assert!(
+        e.contains("not an lcfs image") && e.contains("lcfs mkfs"),
+        "{e}"
+    );
     common::run(&["mkfs", "--size", "64M", "--force", image_s]);
-    assert!(stderr(&["mkfs", image_s]).contains("--force"), "mkfs over an image");
+    assert!(
+        stderr(&["mkfs", image_s]).contains("--force"),
+        "mkfs over an image"
+    );
     let e = stderr(&["mount", image_s, dir.path().join("nope").to_str().unwrap()]);
     assert!(e.contains("does not exist") && e.contains("mkdir"), "{e}");
     common::run(&["mount", image_s, mnt_s]);
@@ -180,7 +234,10 @@ fn errors_say_what_failed_and_what_to_do() {
     fs::create_dir(&mnt2).unwrap();
     let e = stderr(&["mount", image_s, mnt2.to_str().unwrap()]);
     let umount = common::run_raw(&["umount", mnt_s]);
-    assert!(e.contains("in use by another lcfs daemon"), "second daemon: {e}");
+    assert!(
+        e.contains("in use by another lcfs daemon"),
+        "second daemon: {e}"
+    );
     assert!(umount.status.success());
     let e = stderr(&["layer", "list", "--mount", mnt_s]);
     assert!(e.contains("cannot reach") || e.contains("mount"), "{e}");
@@ -196,12 +253,21 @@ fn sigterm_checkpoints_and_unmounts() {
     let (_, info, _) = paths(&m.mountpoint.canonicalize().unwrap());
     let info: serde_json::Value = serde_json::from_slice(&fs::read(info).unwrap()).unwrap();
     let pid = info["pid"].as_u64().unwrap();
-    assert!(std::process::Command::new("kill").arg(pid.to_string()).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while Path::new(&format!("/proc/{pid}/cmdline")).exists()
-        && !fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
     {
-        assert!(std::time::Instant::now() < deadline, "the daemon did not exit on SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not exit on SIGTERM"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     m.fsck_clean();
@@ -219,5 +285,9 @@ fn paths(mountpoint: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::pat
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     let dir = Path::new("/run/lcfs");
-    (dir.join(format!("{hash:016x}.sock")), dir.join(format!("{hash:016x}.json")), dir.join(format!("{hash:016x}.log")))
+    (
+        dir.join(format!("{hash:016x}.sock")),
+        dir.join(format!("{hash:016x}.json")),
+        dir.join(format!("{hash:016x}.log")),
+    )
 }

@@ -9,7 +9,12 @@
 //! every container layer must equal its model, before and after a clean unmount and a new
 //! mount, and fsck must find the image clean. The seed is printed; `LCFS_SEED` replays it
 //! (thread interleavings vary; the operations of each thread do not).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -27,14 +32,18 @@ const WRITER_OPS: usize = 1500;
 const BASE_FILES: usize = 40;
 
 fn base_bytes(i: usize) -> Vec<u8> {
-    (0..(i * 3001) % 70_000 + 1).map(|b| (b * 31 + i) as u8).collect()
+    (0..(i * 3001) % 70_000 + 1)
+        .map(|b| (b * 31 + i) as u8)
+        .collect()
 }
 
 /// Files of one layer's tree as the test expects them: relative path -> bytes.
 type Model = BTreeMap<String, Vec<u8>>;
 
 fn base_model() -> Model {
-    (0..BASE_FILES).map(|i| (format!("base/f{i}"), base_bytes(i))).collect()
+    (0..BASE_FILES)
+        .map(|i| (format!("base/f{i}"), base_bytes(i)))
+        .collect()
 }
 
 /// Every regular file under `root`, relative path -> bytes.
@@ -48,7 +57,11 @@ fn read_tree(root: &Path) -> Model {
             if entry.file_type().unwrap().is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, fs::read(&path).unwrap());
             }
         }
@@ -73,7 +86,12 @@ fn writer(root: &Path, seed: u64) -> Model {
                 let offset = *rng.pick(&[0u64, 1, 4095, 4096, 10_000, 65_537]);
                 let len = *rng.pick(&[1usize, 100, 4096, 5000, 20_000]);
                 let byte = rng.below(256) as u8;
-                let f = OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap();
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .unwrap();
                 f.write_at(&vec![byte; len], offset).unwrap();
                 let data = model.entry(name).or_default();
                 let end = offset as usize + len;
@@ -85,7 +103,12 @@ fn writer(root: &Path, seed: u64) -> Model {
             5 => {
                 if let Some(data) = model.get_mut(&name) {
                     let size = rng.below(30_000) as usize;
-                    OpenOptions::new().write(true).open(&path).unwrap().set_len(size as u64).unwrap();
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_len(size as u64)
+                        .unwrap();
                     data.resize(size, 0);
                 }
             }
@@ -103,7 +126,12 @@ fn writer(root: &Path, seed: u64) -> Model {
             }
             _ => {
                 let got = fs::read(&path).ok();
-                assert_eq!(got.as_ref(), model.get(&name), "read {name} in {}", root.display());
+                assert_eq!(
+                    got.as_ref(),
+                    model.get(&name),
+                    "read {name} in {}",
+                    root.display()
+                );
             }
         }
     }
@@ -136,7 +164,11 @@ fn threads_in_several_layers_with_layer_churn_then_fsck_and_models_agree() {
                 while !stop.load(Ordering::SeqCst) {
                     let i = rng.below(BASE_FILES as u64) as usize;
                     let name = format!("base/f{i}");
-                    assert_eq!(fs::read(base.join(&name)).unwrap(), expected[&name], "base changed: {name}");
+                    assert_eq!(
+                        fs::read(base.join(&name)).unwrap(),
+                        expected[&name],
+                        "base changed: {name}"
+                    );
                     reads.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -179,13 +211,19 @@ fn threads_in_several_layers_with_layer_churn_then_fsck_and_models_agree() {
     );
     assert!(cycles > 0, "the churn thread never completed a cycle");
     for (c, model) in models.iter().enumerate() {
-        assert!(read_tree(&m.layer_dir(&format!("c{c}"))) == *model, "layer c{c} differs from its model (LCFS_SEED={seed})");
+        assert!(
+            read_tree(&m.layer_dir(&format!("c{c}"))) == *model,
+            "layer c{c} differs from its model (LCFS_SEED={seed})"
+        );
     }
     m.umount();
     m.fsck_clean();
     m.mount();
     for (c, model) in models.iter().enumerate() {
-        assert!(read_tree(&m.layer_dir(&format!("c{c}"))) == *model, "layer c{c} differs after remount (LCFS_SEED={seed})");
+        assert!(
+            read_tree(&m.layer_dir(&format!("c{c}"))) == *model,
+            "layer c{c} differs after remount (LCFS_SEED={seed})"
+        );
     }
     assert_eq!(read_tree(&base), base_model());
     m.umount();

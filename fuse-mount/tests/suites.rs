@@ -3,7 +3,12 @@
 //! docs/fileops.md lists; fsx 0.3.2 must end A-OK for 20,000 operations with mmap reads and
 //! writes, for each of three seeds. Afterwards the image unmounts and fscks clean.
 //! Both tools come from the crate registry (scripts/test.sh installs them).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -71,18 +76,33 @@ fn pjdfstest_passes_in_a_writable_layer_and_the_image_stays_clean() {
         .current_dir(&work)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let summary = text.lines().find(|l| l.starts_with("Summary:")).unwrap_or("no summary line").to_string();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("Summary:"))
+        .unwrap_or("no summary line")
+        .to_string();
     eprintln!("pjdfstest in {:.0?}: {summary}", started.elapsed());
-    let failed: Vec<&str> = text.lines().filter(|l| l.trim_end().ends_with("FAILED")).collect();
-    assert!(summary.starts_with("Summary: 0 failed"), "{summary}\n{}", failed.join("\n"));
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_end().ends_with("FAILED"))
+        .collect();
+    assert!(
+        summary.starts_with("Summary: 0 failed"),
+        "{summary}\n{}",
+        failed.join("\n")
+    );
     let mut skipped: Vec<&str> = text
         .lines()
         .filter(|l| l.trim_end().ends_with("skipped"))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     skipped.sort_unstable();
-    assert_eq!(skipped, EXPECTED_SKIPS, "a skip not listed in docs/fileops.md");
+    assert_eq!(
+        skipped, EXPECTED_SKIPS,
+        "a skip not listed in docs/fileops.md"
+    );
     m.umount();
     m.fsck_clean();
 }
@@ -100,16 +120,30 @@ fn fsx_is_a_ok_for_three_seeds_with_mmap_and_the_image_stays_clean() {
         let file = m.layer_dir("fsx").join(format!("file{seed}"));
         let started = std::time::Instant::now();
         let out = Command::new(common::which("fsx").unwrap())
-            .args(["-f", config.to_str().unwrap(), "-N", "20000", "-S", &seed.to_string()])
+            .args([
+                "-f",
+                config.to_str().unwrap(),
+                "-N",
+                "20000",
+                "-S",
+                &seed.to_string(),
+            ])
             .arg("-P")
             .arg(&artifacts)
             .arg(&file)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         let last = text.lines().last().unwrap_or_default().to_string();
-        eprintln!("fsx seed {seed}, 20000 ops in {:.1?}: {last}", started.elapsed());
-        assert!(out.status.success() && text.contains("All operations completed A-OK!"), "fsx seed {seed}:\n{text}");
+        eprintln!(
+            "fsx seed {seed}, 20000 ops in {:.1?}: {last}",
+            started.elapsed()
+        );
+        assert!(
+            out.status.success() && text.contains("All operations completed A-OK!"),
+            "fsx seed {seed}:\n{text}"
+        );
     }
     m.umount();
     m.fsck_clean();

@@ -3,7 +3,12 @@
 //! inode keep it as an orphan (nlink 0, an orphan item); the last release deletes it; a crash
 //! leaves orphan items that fsck accepts and the next mount sweeps; a committed layer never
 //! holds an orphan. Callers that never open see docs/operations.md unchanged.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::sync::Arc;
 
@@ -34,7 +39,17 @@ fn assert_clean(dev: &Arc<dyn BlockDevice>) -> TestResult {
 }
 
 fn file(fs: &Fs, layer: LayerId, name: &[u8], data: &[u8]) -> Result<Ino, Error> {
-    let a = fs.mknod(layer, Ino::ROOT, name, FileType::Regular, 0o644, 0, 0, 0, now())?;
+    let a = fs.mknod(
+        layer,
+        Ino::ROOT,
+        name,
+        FileType::Regular,
+        0o644,
+        0,
+        0,
+        0,
+        now(),
+    )?;
     fs.write(layer, a.ino, 0, data, now())?;
     Ok(a.ino)
 }
@@ -46,7 +61,10 @@ fn an_unlinked_open_file_stays_readable_and_writable_until_release() -> TestResu
     fs.open(l, ino)?;
     fs.open(l, ino)?;
     fs.unlink(l, Ino::ROOT, b"f", now())?;
-    assert!(matches!(fs.lookup(l, Ino::ROOT, b"f"), Err(Error::NotFound)));
+    assert!(matches!(
+        fs.lookup(l, Ino::ROOT, b"f"),
+        Err(Error::NotFound)
+    ));
     assert_eq!(fs.getattr(l, ino)?.nlink, 0);
     assert_eq!(fs.read(l, ino, 0, 10_000)?, vec![7u8; 10_000]);
     fs.write(l, ino, 10_000, b"more", now())?;
@@ -95,11 +113,23 @@ fn rename_over_an_open_file_and_rmdir_of_an_open_directory_keep_them() -> TestRe
     let dir = fs.mkdir(l, Ino::ROOT, b"d", 0o755, 0, 0, now())?.ino;
     fs.open(l, target)?;
     fs.open(l, dir)?;
-    fs.rename(l, Ino::ROOT, b"src", Ino::ROOT, b"target", RenameFlags::default(), now())?;
+    fs.rename(
+        l,
+        Ino::ROOT,
+        b"src",
+        Ino::ROOT,
+        b"target",
+        RenameFlags::default(),
+        now(),
+    )?;
     fs.rmdir(l, Ino::ROOT, b"d", now())?;
     assert_eq!(fs.read(l, target, 0, 100)?, b"old bytes");
     assert!(fs.readdir(l, dir, None, 10)?.is_empty());
-    assert_eq!(fs.getattr(l, Ino::ROOT)?.nlink, 2, "the parent lost its subdirectory");
+    assert_eq!(
+        fs.getattr(l, Ino::ROOT)?.nlink,
+        2,
+        "the parent lost its subdirectory"
+    );
     let mut orphans = fs.orphans(l)?;
     orphans.sort();
     assert_eq!(orphans, vec![target, dir]);
@@ -129,7 +159,10 @@ fn a_crash_leaves_orphans_that_fsck_accepts_and_the_next_mount_sweeps() -> TestR
     assert!(matches!(fs.getattr(l, ino), Err(Error::NotFound)));
     fs.checkpoint()?;
     fs.checkpoint()?;
-    assert!(fs.statfs().blocks_free > free_before, "the orphan's data blocks came back");
+    assert!(
+        fs.statfs().blocks_free > free_before,
+        "the orphan's data blocks came back"
+    );
     fs.unmount()?;
     assert_clean(&dev)
 }

@@ -55,7 +55,10 @@ impl LcfsFuse {
             Node::Root => Err(Errno::ENOENT),
             Node::Layers => self.lookup_layer(name),
             Node::Inode { slot, layer, ino } => {
-                let attr = self.fs().lookup(layer, ino, name.as_bytes()).map_err(|e| errno(&e))?;
+                let attr = self
+                    .fs()
+                    .lookup(layer, ino, name.as_bytes())
+                    .map_err(|e| errno(&e))?;
                 self.shared.entry(slot, &attr, true)
             }
         }
@@ -65,7 +68,11 @@ impl LcfsFuse {
     fn lookup_layer(&self, name: &OsStr) -> Result<Entry, Errno> {
         let name = name.to_str().ok_or(Errno::ENOENT)?;
         let layer = self.fs().layer_id(name).map_err(|e| errno(&e))?;
-        let slot = self.shared.slots().slot_of(layer, name).ok_or(Errno::ENFILE)?;
+        let slot = self
+            .shared
+            .slots()
+            .slot_of(layer, name)
+            .ok_or(Errno::ENFILE)?;
         let attr = self.fs().getattr(layer, Ino::ROOT).map_err(|e| errno(&e))?;
         self.shared.entry(slot, &attr, true)
     }
@@ -91,7 +98,10 @@ impl LcfsFuse {
             atime: c.atime.map(|t| engine_time(t, now)),
             mtime: c.mtime.map(|t| engine_time(t, now)),
         };
-        let attr = self.fs().setattr(layer, ino, &set, now).map_err(|e| errno(&e))?;
+        let attr = self
+            .fs()
+            .setattr(layer, ino, &set, now)
+            .map_err(|e| errno(&e))?;
         Ok(self.shared.entry(slot, &attr, false)?.0)
     }
 
@@ -132,7 +142,17 @@ impl LcfsFuse {
         let perm = (mode & 0o7777) as u16;
         let attr = self
             .fs()
-            .mknod(layer, dir, name.as_bytes(), kind, perm, u64::from(rdev), uid, gid, Timespec::now())
+            .mknod(
+                layer,
+                dir,
+                name.as_bytes(),
+                kind,
+                perm,
+                u64::from(rdev),
+                uid,
+                gid,
+                Timespec::now(),
+            )
             .map_err(|e| errno(&e))?;
         self.shared.entry(slot, &attr, true)
     }
@@ -144,7 +164,8 @@ impl LcfsFuse {
         name: &OsStr,
         mode: u32,
     ) -> Result<Entry, Errno> {
-        let (slot, layer, dir, uid, gid, extra) = self.create_in(req, parent, FileType::Directory)?;
+        let (slot, layer, dir, uid, gid, extra) =
+            self.create_in(req, parent, FileType::Directory)?;
         let perm = (mode & 0o7777) as u16 | extra;
         let attr = self
             .fs()
@@ -164,7 +185,15 @@ impl LcfsFuse {
         let target = target.as_os_str().as_bytes();
         let attr = self
             .fs()
-            .symlink(layer, dir, name.as_bytes(), target, uid, gid, Timespec::now())
+            .symlink(
+                layer,
+                dir,
+                name.as_bytes(),
+                target,
+                uid,
+                gid,
+                Timespec::now(),
+            )
             .map_err(|e| errno(&e))?;
         self.shared.entry(slot, &attr, true)
     }
@@ -181,7 +210,17 @@ impl LcfsFuse {
         let perm = (mode & 0o7777) as u16;
         let attr = self
             .fs()
-            .mknod(layer, dir, name.as_bytes(), FileType::Regular, perm, 0, uid, gid, Timespec::now())
+            .mknod(
+                layer,
+                dir,
+                name.as_bytes(),
+                FileType::Regular,
+                perm,
+                0,
+                uid,
+                gid,
+                Timespec::now(),
+            )
             .map_err(|e| errno(&e))?;
         Ok((slot, layer, attr))
     }
@@ -237,7 +276,15 @@ impl LcfsFuse {
             exchange: flags.contains(FuseRename::RENAME_EXCHANGE),
         };
         self.fs()
-            .rename(layer, dir, name.as_bytes(), newdir, newname.as_bytes(), flags, Timespec::now())
+            .rename(
+                layer,
+                dir,
+                name.as_bytes(),
+                newdir,
+                newname.as_bytes(),
+                flags,
+                Timespec::now(),
+            )
             .map_err(|e| errno(&e))
     }
 

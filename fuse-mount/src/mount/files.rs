@@ -40,13 +40,15 @@ impl LcfsFuse {
                 if dir && !is_dir {
                     return Err(Errno::ENOTDIR);
                 }
-                let writes = flags.acc_mode() != OpenAccMode::O_RDONLY
-                    || flags.0 & libc::O_TRUNC != 0;
+                let writes =
+                    flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
                 if writes {
                     // A change to a committed layer fails here, as open(2) on a read-only
                     // filesystem does: an empty setattr changes nothing but checks EROFS.
                     let now = Timespec::now();
-                    self.fs().setattr(layer, ino, &SetAttr::default(), now).map_err(|e| errno(&e))?;
+                    self.fs()
+                        .setattr(layer, ino, &SetAttr::default(), now)
+                        .map_err(|e| errno(&e))?;
                 }
                 self.fs().open(layer, ino).map_err(|e| errno(&e))?;
                 Some((layer, ino))
@@ -54,20 +56,27 @@ impl LcfsFuse {
             Node::Root | Node::Layers if !dir => return Err(Errno::EISDIR),
             Node::Root | Node::Layers => None,
         };
-        Ok(self.shared.add_handle(Handle { inode, names: Vec::new() }))
+        Ok(self.shared.add_handle(Handle {
+            inode,
+            names: Vec::new(),
+        }))
     }
 
     /// Opens a handle on an inode just created (for `create`).
     pub(super) fn open_created(&self, layer: LayerId, ino: Ino) -> Result<u64, Errno> {
         self.fs().open(layer, ino).map_err(|e| errno(&e))?;
-        Ok(self.shared.add_handle(Handle { inode: Some((layer, ino)), names: Vec::new() }))
+        Ok(self.shared.add_handle(Handle {
+            inode: Some((layer, ino)),
+            names: Vec::new(),
+        }))
     }
 
     pub(super) fn do_release(&self, fh: u64) -> Result<(), Errno> {
         match self.shared.remove_handle(fh) {
-            Some(Handle { inode: Some((layer, ino)), .. }) => {
-                self.fs().release(layer, ino).map_err(|e| errno(&e))
-            }
+            Some(Handle {
+                inode: Some((layer, ino)),
+                ..
+            }) => self.fs().release(layer, ino).map_err(|e| errno(&e)),
             Some(_) => Ok(()),
             None => Err(Errno::EBADF),
         }
@@ -76,12 +85,16 @@ impl LcfsFuse {
     pub(super) fn do_read(&self, id: INodeNo, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
         let (slot, layer, ino) = self.shared.inode(id, Errno::EISDIR)?;
         self.shared.slots().count_read(slot);
-        self.fs().read(layer, ino, offset, size).map_err(|e| errno(&e))
+        self.fs()
+            .read(layer, ino, offset, size)
+            .map_err(|e| errno(&e))
     }
 
     pub(super) fn do_write(&self, id: INodeNo, offset: u64, data: &[u8]) -> Result<u32, Errno> {
         let (_, layer, ino) = self.shared.inode(id, Errno::EISDIR)?;
-        self.fs().write(layer, ino, offset, data, Timespec::now()).map_err(|e| errno(&e))
+        self.fs()
+            .write(layer, ino, offset, data, Timespec::now())
+            .map_err(|e| errno(&e))
     }
 
     /// fsync, fdatasync, fsyncdir: a durability point (a checkpoint of the whole image).
@@ -177,7 +190,10 @@ impl LcfsFuse {
                     .fs()
                     .readdir(layer, ino, after, LIST_BATCH)
                     .map_err(|e| errno(&e))?;
-                entries.into_iter().map(|e| self.inode_listed(slot, layer, e, plus)).collect()
+                entries
+                    .into_iter()
+                    .map(|e| self.inode_listed(slot, layer, e, plus))
+                    .collect()
             }
         }
     }
@@ -188,14 +204,28 @@ impl LcfsFuse {
             false => None,
         };
         let name = b"layers".to_vec();
-        Ok(Listed { offset: 0, id: LAYERS_NODE, kind: FuseType::Directory, name, entry, slot: None })
+        Ok(Listed {
+            offset: 0,
+            id: LAYERS_NODE,
+            kind: FuseType::Directory,
+            name,
+            entry,
+            slot: None,
+        })
     }
 
     fn layers_batch(&self, after: Option<&[u8]>, plus: bool) -> Result<Vec<Listed>, Errno> {
         let layers = self.fs().layers().map_err(|e| errno(&e))?;
         let mut out = Vec::new();
-        for info in layers.into_iter().filter(|l| after.is_none_or(|a| l.name.as_bytes() > a)) {
-            let slot = self.shared.slots().slot_of(info.id, &info.name).ok_or(Errno::ENFILE)?;
+        for info in layers
+            .into_iter()
+            .filter(|l| after.is_none_or(|a| l.name.as_bytes() > a))
+        {
+            let slot = self
+                .shared
+                .slots()
+                .slot_of(info.id, &info.name)
+                .ok_or(Errno::ENFILE)?;
             let attr = match self.fs().getattr(info.id, Ino::ROOT) {
                 Ok(attr) => attr,
                 // Removed meanwhile.
@@ -217,13 +247,23 @@ impl LcfsFuse {
         Ok(out)
     }
 
-    fn inode_listed(&self, slot: u32, layer: LayerId, e: DirEntry, plus: bool) -> Result<Listed, Errno> {
+    fn inode_listed(
+        &self,
+        slot: u32,
+        layer: LayerId,
+        e: DirEntry,
+        plus: bool,
+    ) -> Result<Listed, Errno> {
         let (id, entry) = if plus {
             let attr = self.fs().getattr(layer, e.ino).map_err(|e| errno(&e))?;
             let (file_attr, generation) = self.shared.entry(slot, &attr, false)?;
             (file_attr.ino.0, Some((file_attr, generation)))
         } else {
-            let id = self.shared.slots().node_id(slot, e.ino).ok_or(Errno::EOVERFLOW)?;
+            let id = self
+                .shared
+                .slots()
+                .node_id(slot, e.ino)
+                .ok_or(Errno::EOVERFLOW)?;
             (id, None)
         };
         Ok(Listed {
@@ -255,18 +295,25 @@ impl LcfsFuse {
             .map_err(|e| errno(&e))
     }
 
-    pub(super) fn do_getxattr(&self, id: INodeNo, name: &std::ffi::OsStr) -> Result<Vec<u8>, Errno> {
+    pub(super) fn do_getxattr(
+        &self,
+        id: INodeNo,
+        name: &std::ffi::OsStr,
+    ) -> Result<Vec<u8>, Errno> {
         match self.shared.node(id)? {
-            Node::Inode { layer, ino, .. } => {
-                self.fs().getxattr(layer, ino, name.as_bytes()).map_err(|e| errno(&e))
-            }
+            Node::Inode { layer, ino, .. } => self
+                .fs()
+                .getxattr(layer, ino, name.as_bytes())
+                .map_err(|e| errno(&e)),
             Node::Root | Node::Layers => Err(Errno::NO_XATTR),
         }
     }
 
     pub(super) fn do_listxattr(&self, id: INodeNo) -> Result<Vec<u8>, Errno> {
         let names = match self.shared.node(id)? {
-            Node::Inode { layer, ino, .. } => self.fs().listxattr(layer, ino).map_err(|e| errno(&e))?,
+            Node::Inode { layer, ino, .. } => {
+                self.fs().listxattr(layer, ino).map_err(|e| errno(&e))?
+            }
             Node::Root | Node::Layers => Vec::new(),
         };
         let mut out = Vec::new();
@@ -301,7 +348,13 @@ impl LcfsFuse {
     /// fallocate: mode 0 extends the size (blocks are given at the next checkpoint, as every
     /// write's are: lcfs does not reserve space ahead); KEEP_SIZE alone has nothing to do;
     /// every other mode is EOPNOTSUPP.
-    pub(super) fn do_fallocate(&self, id: INodeNo, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
+    pub(super) fn do_fallocate(
+        &self,
+        id: INodeNo,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
         let (_, layer, ino) = self.shared.inode(id, Errno::ENODEV)?;
         let end = offset.checked_add(length).ok_or(Errno::EFBIG)?;
         let attr = self.fs().getattr(layer, ino).map_err(|e| errno(&e))?;
@@ -311,8 +364,14 @@ impl LcfsFuse {
         let now = Timespec::now();
         match mode {
             0 if end > attr.size => {
-                let set = SetAttr { size: Some(end), ..SetAttr::default() };
-                self.fs().setattr(layer, ino, &set, now).map(|_| ()).map_err(|e| errno(&e))
+                let set = SetAttr {
+                    size: Some(end),
+                    ..SetAttr::default()
+                };
+                self.fs()
+                    .setattr(layer, ino, &set, now)
+                    .map(|_| ())
+                    .map_err(|e| errno(&e))
             }
             0 | libc::FALLOC_FL_KEEP_SIZE => {
                 // Nothing to allocate ahead; still refuse a committed layer.

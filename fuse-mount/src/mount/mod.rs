@@ -26,8 +26,8 @@ use std::time::SystemTime;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use lcfs::Fs;
 
@@ -125,7 +125,14 @@ impl Filesystem for LcfsFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let changes = Changes { mode, uid, gid, size, atime, mtime };
+        let changes = Changes {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
         reply_attr(reply, self.do_setattr(ino, changes));
     }
 
@@ -190,7 +197,10 @@ impl Filesystem for LcfsFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.do_rename(parent, name, newparent, newname, flags));
+        reply_empty(
+            reply,
+            self.do_rename(parent, name, newparent, newname, flags),
+        );
     }
 
     fn link(
@@ -318,14 +328,26 @@ impl Filesystem for LcfsFuse {
         let mut add = |l: &files::Listed| {
             let name = OsStr::from_bytes(&l.name);
             let full = match (&l.entry, &dot_attr) {
-                (Some((attr, generation)), _) => {
-                    reply.add(INodeNo(l.id), l.offset, name, &TTL, attr, Generation(*generation))
-                }
+                (Some((attr, generation)), _) => reply.add(
+                    INodeNo(l.id),
+                    l.offset,
+                    name,
+                    &TTL,
+                    attr,
+                    Generation(*generation),
+                ),
                 // `.` and `..`: the kernel takes neither their attributes nor a reference.
                 (None, Ok(attr)) => {
                     let mut attr = *attr;
                     attr.ino = INodeNo(l.id);
-                    reply.add(INodeNo(l.id), l.offset, name, &std::time::Duration::ZERO, &attr, Generation(0))
+                    reply.add(
+                        INodeNo(l.id),
+                        l.offset,
+                        name,
+                        &std::time::Duration::ZERO,
+                        &attr,
+                        Generation(0),
+                    )
                 }
                 (None, Err(_)) => true,
             };
@@ -413,18 +435,24 @@ impl Filesystem for LcfsFuse {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let out = self.create_file(req, parent, name, mode).and_then(|(slot, layer, attr)| {
-            let fh = self.open_created(layer, attr.ino)?;
-            let entry = self.shared.entry(slot, &attr, true);
-            if entry.is_err() {
-                let _ = self.do_release(fh);
-            }
-            entry.map(|e| (e, fh))
-        });
+        let out = self
+            .create_file(req, parent, name, mode)
+            .and_then(|(slot, layer, attr)| {
+                let fh = self.open_created(layer, attr.ino)?;
+                let entry = self.shared.entry(slot, &attr, true);
+                if entry.is_err() {
+                    let _ = self.do_release(fh);
+                }
+                entry.map(|e| (e, fh))
+            });
         match out {
-            Ok(((attr, generation), fh)) => {
-                reply.created(&TTL, &attr, Generation(generation), FileHandle(fh), FopenFlags::empty())
-            }
+            Ok(((attr, generation), fh)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(generation),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(e),
         }
     }

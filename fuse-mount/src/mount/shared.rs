@@ -174,7 +174,8 @@ pub fn system_time(t: Timespec) -> SystemTime {
     if t.sec >= 0 {
         UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
     } else {
-        let before = Duration::from_secs(t.sec.unsigned_abs()) - Duration::from_nanos(u64::from(t.nsec));
+        let before =
+            Duration::from_secs(t.sec.unsigned_abs()) - Duration::from_nanos(u64::from(t.nsec));
         UNIX_EPOCH.checked_sub(before).unwrap_or(UNIX_EPOCH)
     }
 }

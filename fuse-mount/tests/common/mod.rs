@@ -33,7 +33,10 @@ pub fn missing_prerequisite(tools: &[&str]) -> Option<String> {
     let mut missing = Vec::new();
     // SAFETY-free check of root: /proc/self/status names the effective uid.
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2));
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2));
     if euid != Some("0") {
         missing.push("root".to_string());
     }
@@ -49,7 +52,10 @@ pub fn missing_prerequisite(tools: &[&str]) -> Option<String> {
         return None;
     }
     let why = format!("needs {}", missing.join(", "));
-    assert!(std::env::var_os("CI").is_none(), "CI must run the mount tests, but this machine {why}");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the mount tests, but this machine {why}"
+    );
     Some(why)
 }
 
@@ -65,7 +71,8 @@ macro_rules! require {
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    let mut dirs: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
@@ -88,13 +95,22 @@ impl Mounted {
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).expect("mkdir");
         run(&["mkfs", "--size", size, image.to_str().unwrap()]);
-        let mut m = Mounted { dir, image, mountpoint, mounted: false };
+        let mut m = Mounted {
+            dir,
+            image,
+            mountpoint,
+            mounted: false,
+        };
         m.mount();
         m
     }
 
     pub fn mount(&mut self) {
-        run(&["mount", self.image.to_str().unwrap(), self.mountpoint.to_str().unwrap()]);
+        run(&[
+            "mount",
+            self.image.to_str().unwrap(),
+            self.mountpoint.to_str().unwrap(),
+        ]);
         self.mounted = true;
     }
 
@@ -142,10 +158,15 @@ impl Drop for Mounted {
 
 /// The seed of a random test: `LCFS_SEED` if set (replay), else fresh; printed either way.
 pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("LCFS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        t.as_nanos() as u64 ^ u64::from(std::process::id())
-    });
+    let seed = std::env::var("LCFS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id())
+        });
     eprintln!("{test}: LCFS_SEED={seed}");
     seed
 }

@@ -42,7 +42,9 @@ impl Fs {
     pub fn release(&self, layer: LayerId, ino: Ino) -> Result<()> {
         let mut state = self.lock()?;
         let Some(count) = state.handles.counts.get_mut(&(layer, ino)) else {
-            return Err(Error::InvalidArgument("release of an inode that is not open"));
+            return Err(Error::InvalidArgument(
+                "release of an inode that is not open",
+            ));
         };
         *count -= 1;
         if *count > 0 {
@@ -61,7 +63,9 @@ impl Fs {
 
     /// The number of handles on `ino`.
     pub fn open_count(&self, layer: LayerId, ino: Ino) -> u32 {
-        self.lock().map(|s| s.handles.counts.get(&(layer, ino)).copied().unwrap_or(0)).unwrap_or(0)
+        self.lock()
+            .map(|s| s.handles.counts.get(&(layer, ino)).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The orphans of a layer: inodes with nlink 0 kept for open handles.
@@ -77,7 +81,9 @@ impl Fs {
         name: &[u8],
         now: Timespec,
     ) -> Result<()> {
-        self.with_handles(layer, |ctx, open| ns::unlink_open(ctx, dir, name, now, open))
+        self.with_handles(layer, |ctx, open| {
+            ns::unlink_open(ctx, dir, name, now, open)
+        })
     }
 
     /// `rmdir`; an open directory becomes an orphan.

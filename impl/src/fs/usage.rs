@@ -32,8 +32,13 @@ impl Fs {
         let id = state.layer_id(name)?;
         state.open_layer(id)?;
         let super::State { store, open, .. } = &*state;
-        let Some(layer) = open.get(&id) else { return Ok(LayerUsage::default()) };
-        let mut usage = LayerUsage { unwritten_bytes: layer.pages.bytes(), ..LayerUsage::default() };
+        let Some(layer) = open.get(&id) else {
+            return Ok(LayerUsage::default());
+        };
+        let mut usage = LayerUsage {
+            unwritten_bytes: layer.pages.bytes(),
+            ..LayerUsage::default()
+        };
         layer.tree.visit_owned(store, id, &mut |owned| {
             match owned {
                 Owned::Node(_) => usage.node_blocks += 1,

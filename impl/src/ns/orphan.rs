@@ -92,7 +92,12 @@ pub fn orphans(ctx: &LayerCtx<'_>, after: Option<Ino>, limit: usize) -> Result<V
         None => Bound::Included(records::key_prefix(Ino(0), ItemKind::Orphan)),
     };
     let hi = records::key_prefix_end(Ino(0), ItemKind::Orphan);
-    let items = item::scan(ctx, lo.as_ref().map(Vec::as_slice), Bound::Excluded(&hi), limit)?;
+    let items = item::scan(
+        ctx,
+        lo.as_ref().map(Vec::as_slice),
+        Bound::Excluded(&hi),
+        limit,
+    )?;
     items
         .iter()
         .map(|(key, _)| match records::decode_key(key)? {
@@ -109,7 +114,9 @@ pub fn sweep(ctx: &mut LayerCtx<'_>, open: IsOpen<'_>) -> Result<(u64, u64)> {
     let mut after = None;
     loop {
         let batch = orphans(ctx, after, SWEEP_BATCH)?;
-        let Some(&last) = batch.last() else { return Ok((deleted, kept)) };
+        let Some(&last) = batch.last() else {
+            return Ok((deleted, kept));
+        };
         after = Some(last);
         for ino in batch {
             if open(ino) {
