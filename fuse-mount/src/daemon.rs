@@ -71,7 +71,8 @@ pub fn open_image(path: &Path) -> Result<Image> {
         if !sys::try_lock(&file).with_context(|| format!("cannot lock {}", path.display()))? {
             bail!(
                 "image {} is in use by another lcfs daemon (it holds the image's lock): \
-                 unmount that one first (`lcfs umount MOUNTPOINT`; `grep lcfs: /proc/mounts` lists them)",
+                 unmount that one first (`lcfs umount MOUNTPOINT`; `grep lcfs: /proc/mounts` \
+                 lists them)",
                 path.display()
             );
         }
@@ -222,7 +223,10 @@ fn finish(fs: Arc<Fs>) -> Result<()> {
                 again
                     .checkpoint()
                     .map_err(|e| anyhow!("the last checkpoint failed: {e}"))?;
-                bail!("a control request still holds the engine; the image was checkpointed but not marked clean");
+                bail!(
+                    "a control request still holds the engine; the image was checkpointed \
+                     but not marked clean"
+                );
             }
         }
     }

@@ -42,6 +42,13 @@ fn layer_error(what: &str, name: &str, e: &Error) -> Reply {
     Reply::error(format!("{what} {name:?} failed: {hint}"))
 }
 
+fn state_name(state: LayerState) -> &'static str {
+    match state {
+        LayerState::Committed => "committed",
+        LayerState::Writable => "writable",
+    }
+}
+
 impl Server {
     /// Serves connections until `stopping` is set (then one more connection wakes it up).
     pub fn run(self: Arc<Self>, listener: UnixListener) {
@@ -82,21 +89,7 @@ impl Server {
                 "mountpoint": self.mountpoint,
                 "generation": fs.generation().0,
             })),
-            Request::LayerCreate { name, parent } => match fs.create_layer(&name, parent.as_deref()) {
-                Ok(id) => {
-                    self.shared.layers_changed(&name);
-                    Reply::ok(json!({ "id": id.0, "path": self.layer_path(&name) }))
-                }
-                Err(Error::NotFound) if parent.is_some() => Reply::error(format!(
-                    "creating layer {name:?} failed: no parent layer called {:?} (see `lcfs layer list`)",
-                    parent.unwrap_or_default()
-                )),
-                Err(Error::InvalidArgument(_)) if parent.is_some() => Reply::error(format!(
-                    "creating layer {name:?} failed: the parent {:?} is writable; commit it first with `lcfs layer commit`",
-                    parent.unwrap_or_default()
-                )),
-                Err(e) => layer_error("creating layer", &name, &e),
-            },
+            Request::LayerCreate { name, parent } => self.create(&name, parent),
             Request::LayerCommit { name } => match fs.commit_layer(&name) {
                 Ok(()) => Reply::ok(json!({ "path": self.layer_path(&name) })),
                 Err(e) => layer_error("committing layer", &name, &e),
@@ -117,6 +110,25 @@ impl Server {
                 Err(e) => Reply::error(format!("checkpoint failed: {e}")),
             },
             Request::Umount { lazy } => self.umount(lazy),
+        }
+    }
+
+    fn create(&self, name: &str, parent: Option<String>) -> Reply {
+        let parent_name = parent.clone().unwrap_or_default();
+        match self.shared.fs.create_layer(name, parent.as_deref()) {
+            Ok(id) => {
+                self.shared.layers_changed(name);
+                Reply::ok(json!({ "id": id.0, "path": self.layer_path(name) }))
+            }
+            Err(Error::NotFound) if parent.is_some() => Reply::error(format!(
+                "creating layer {name:?} failed: no parent layer called {parent_name:?} \
+                 (see `lcfs layer list`)"
+            )),
+            Err(Error::InvalidArgument(_)) if parent.is_some() => Reply::error(format!(
+                "creating layer {name:?} failed: the parent {parent_name:?} is writable; \
+                 commit it first with `lcfs layer commit`"
+            )),
+            Err(e) => layer_error("creating layer", name, &e),
         }
     }
 
@@ -150,7 +162,7 @@ impl Server {
                             "name": l.name,
                             "id": l.id.0,
                             "parent": l.parent,
-                            "state": if l.state == LayerState::Committed { "committed" } else { "writable" },
+                            "state": state_name(l.state),
                             "children": l.children,
                         })
                     })
@@ -173,7 +185,7 @@ impl Server {
             let reads = counters.get(&l.id).map_or(0, |c| c.reads);
             rows.push(json!({
                 "name": l.name,
-                "state": if l.state == LayerState::Committed { "committed" } else { "writable" },
+                "state": state_name(l.state),
                 "parent": l.parent,
                 "children": l.children,
                 "private_bytes": usage.private_bytes(),

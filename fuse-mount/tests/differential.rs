@@ -2,8 +2,9 @@
 //! writable lcfs layer and on a tmpfs directory (Linux's reference behaviour); every call must
 //! give the same result (errno, bytes, stat fields, times set explicitly, to the nanosecond),
 //! and at intervals and at the end the two trees must be identical (names, types, modes,
-//! nlinks, sizes, owners, bytes, link targets). Names come from a small pool so collisions happen; sizes and offsets are biased to
-//! block edges. The seed is printed; `LCFS_SEED=<n>` replays a run.
+//! nlinks, sizes, owners, bytes, link targets). Names come from a small pool so collisions
+//! happen; sizes and offsets are biased to block edges. The seed is printed; `LCFS_SEED=<n>`
+//! replays a run.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -206,7 +206,8 @@ fn threads_in_several_layers_with_layer_churn_then_fsck_and_models_agree() {
     }
     let cycles = churn.join().unwrap();
     eprintln!(
-        "stress: {CONTAINERS} writers x {WRITER_OPS} ops, {} base reads, {cycles} layer create/remove cycles",
+        "stress: {CONTAINERS} writers x {WRITER_OPS} ops, {} base reads, \
+         {cycles} layer create/remove cycles",
         reads.load(Ordering::Relaxed)
     );
     assert!(cycles > 0, "the churn thread never completed a cycle");
