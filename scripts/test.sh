@@ -16,6 +16,7 @@ export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
 echo "== clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet
 echo "== tests"
+mkdir -p target
 cargo test --workspace --release -- --nocapture 2>&1 | tee target/test-output.txt | grep -vE '^test .* \.\.\. ok$'
 test "${PIPESTATUS[0]}" = 0
 echo "== summary"
