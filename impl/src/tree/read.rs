@@ -4,6 +4,8 @@
 //! - a descent is a loop, not a recursion, and each child must sit exactly one level below its
 //!   parent (checked by `resolve`), so it takes at most `DEPTH_MAX` steps whatever the disk holds;
 //! - `range` keeps an explicit path (at most `DEPTH_MAX` frames) and stops at `limit` items;
+//!   the keys it returns are strictly increasing and within its lower bound, or it fails with
+//!   `Corrupt` (so paging by the last key seen always makes progress, even on a bad tree);
 //! - readers never change the tree; Mem and Disk nodes read alike.
 
 use std::ops::Bound;
@@ -56,6 +58,19 @@ impl Tree {
         loop {
             if let Some(Frame { node, index }) = path.last() {
                 for (key, value) in node.items().skip(*index) {
+                    // Keys come out strictly increasing and within `lo`, else the tree is
+                    // corrupt (a subtree holds keys outside its parent's separators): a caller
+                    // that pages with the last key it saw would otherwise loop for ever.
+                    let previous = out.last().map(|(k, _): &(Vec<u8>, Vec<u8>)| k.as_slice());
+                    let above_lo = match (previous, lo) {
+                        (Some(previous), _) => key > previous,
+                        (None, Bound::Included(lo)) => key >= lo,
+                        (None, Bound::Excluded(lo)) => key > lo,
+                        (None, Bound::Unbounded) => true,
+                    };
+                    if !above_lo {
+                        return Err(Error::corrupt(0, "tree keys out of order across nodes"));
+                    }
                     let below_hi = match hi {
                         Bound::Included(hi) => key <= hi,
                         Bound::Excluded(hi) => key < hi,

@@ -1,0 +1,34 @@
+//! The fuzz targets of lcfs, as library code so that the corpus generator and the targets
+//! share it (`fuzz_targets/*.rs` are one call each).
+//!
+//! - `ops` (`input`, `crash`): operation sequences on layers and files, with power cuts and
+//!   crashes through `SimDevice`, run on the model and the engine and compared; the crash
+//!   predicate after every crash; fsck at the end;
+//! - `image`: fsck and mount of a mutated image: an error or a consistent filesystem;
+//! - `records`: every on-disk decoder, with the round trip where decoding succeeds;
+//! - `known`: inputs that hit findings still open, which the targets skip.
+//!
+//! Invariant: a broken property panics (that is how libFuzzer learns of it); nothing else
+//! here panics on any input.
+
+pub mod crash;
+pub mod image;
+pub mod input;
+pub mod known;
+pub mod records;
+
+/// Runs one `ops` input: a seed for the simulator (8 bytes), then the steps.
+pub fn check_ops(data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    let seed = u.arbitrary::<u64>().unwrap_or(0);
+    let steps = input::steps(&mut u);
+    let mut case = crash::CrashCase::new(seed).unwrap_or_else(|e| panic!("setup: {e}"));
+    for (index, step) in steps.iter().enumerate() {
+        if let Err(e) = case.run(step) {
+            panic!("step {index} ({step:?}) of {steps:#?}\n{e}");
+        }
+    }
+    if let Err(e) = case.finish() {
+        panic!("at the end of {steps:#?}\n{e}");
+    }
+}
