@@ -181,6 +181,8 @@ pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
     drop(server);
     finish(fs)?;
     served.map_err(|e| anyhow!("the FUSE session ended with an error: {e}"))?;
+    // A clean end leaves nothing behind in /run/lcfs (a failed one keeps its log).
+    let _ = std::fs::remove_file(control::paths(&mountpoint).2);
     eprintln!(
         "lcfs: {} unmounted, image checkpointed and released",
         mountpoint.display()
@@ -279,6 +281,8 @@ pub fn spawn(image: &Path, mountpoint: &Path) -> Result<()> {
     loop {
         if let Some(status) = child.try_wait()? {
             let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // The message goes to the user here; the log has nothing else to tell.
+            let _ = std::fs::remove_file(&log_path);
             let message = output.trim().trim_start_matches("Error: ");
             bail!("{message} (daemon exit {status})");
         }
