@@ -18,8 +18,10 @@ use crate::types::{BlockNo, LayerId};
 
 /// Reads data blocks (through the engine's bounded data cache).
 pub trait DataSource {
-    /// Reads data block `block` into `buf` (one block).
-    fn read_block(&self, block: BlockNo, buf: &mut [u8]) -> Result<()>;
+    /// Reads data block `block` into `buf` (one block), whose crc32c its extent records as `crc`
+    /// (`format::records::data_crc`). A block read from the device that does not match is
+    /// `Error::Corrupt`, and `buf` must not be used.
+    fn read_block(&self, block: BlockNo, crc: u32, buf: &mut [u8]) -> Result<()>;
 }
 
 /// Where the checkpoint puts file data.

@@ -5,6 +5,8 @@
 //!
 //! Invariants:
 //! - every node comes out of `Node::decode`, which verified its header and checksum;
+//! - every data block read from the device is checked against the crc32c its extent records
+//!   before it is cached or returned, so the data cache holds only verified blocks;
 //! - a block written through `BlockWriter` is in the cache with its new content before the
 //!   write returns, so no reader can see the block's previous life;
 //! - blocks are only allocated here, inside a checkpoint (delayed allocation).
@@ -18,6 +20,7 @@ use crate::cache::{CacheStats, Lru};
 use crate::ctx::{DataSource, DataSpace};
 use crate::error::{Error, Result};
 use crate::format::header::BLOCK_SIZE;
+use crate::format::records::data_crc;
 use crate::tree::{Node, NodeStore, NodeWriter};
 use crate::types::BlockNo;
 
@@ -82,7 +85,7 @@ impl NodeStore for Store {
 }
 
 impl DataSource for Store {
-    fn read_block(&self, block: BlockNo, buf: &mut [u8]) -> Result<()> {
+    fn read_block(&self, block: BlockNo, crc: u32, buf: &mut [u8]) -> Result<()> {
         if let Some(data) = self.data.get(block.0) {
             if buf.len() != data.len() {
                 return Err(Error::InvalidArgument("data reads take one block"));
@@ -94,6 +97,13 @@ impl DataSource for Store {
             return Err(Error::corrupt(block.0, "extent points past the end of the device"));
         }
         self.dev.read(block.0, buf)?;
+        let found = data_crc(buf);
+        if found != crc {
+            return Err(Error::corrupt(
+                block.0,
+                format!("data block checksum {found:#010x}, its extent says {crc:#010x}"),
+            ));
+        }
         self.data.put(block.0, Arc::new(buf.to_vec()));
         Ok(())
     }

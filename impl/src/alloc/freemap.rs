@@ -12,7 +12,9 @@
 //!
 //! Invariants checked at load: the chain has exactly the length the superblock records (so a
 //! cycle cannot loop), every extent is non-empty, inside the device, past the superblocks, and
-//! disjoint from every other.
+//! disjoint from every other. A checkpoint writes its whole chain, so at mount every block of
+//! it carries the superblock's generation (`load_of_generation`): a block that kept an older
+//! free-map block (a lost or misdirected write) is refused, never used.
 
 use crate::error::{Error, Result};
 use crate::format::cursor::{Reader, Writer};
@@ -55,13 +57,35 @@ pub fn encode(extents: &Extents, blocks: &[BlockNo], generation: Generation) -> 
     out
 }
 
-/// Reads the chain of `count` blocks starting at `head` on a device of `block_count` blocks;
+/// Reads the chain of `count` blocks starting at `head` on a device of `block_count` blocks,
+/// whatever generation wrote them (tools and fuzzing; mount uses `load_of_generation`);
 /// returns the free extents and the blocks of the chain.
 pub fn load(
     dev: &dyn BlockDevice,
     head: BlockNo,
     count: u32,
     block_count: u64,
+) -> Result<(Extents, Vec<BlockNo>)> {
+    load_checked(dev, head, count, block_count, None)
+}
+
+/// `load`, checking that every block of the chain was written by `generation` (the superblock's).
+pub fn load_of_generation(
+    dev: &dyn BlockDevice,
+    head: BlockNo,
+    count: u32,
+    block_count: u64,
+    generation: Generation,
+) -> Result<(Extents, Vec<BlockNo>)> {
+    load_checked(dev, head, count, block_count, Some(generation))
+}
+
+fn load_checked(
+    dev: &dyn BlockDevice,
+    head: BlockNo,
+    count: u32,
+    block_count: u64,
+    generation: Option<Generation>,
 ) -> Result<(Extents, Vec<BlockNo>)> {
     let mut extents = Extents::default();
     let mut chain = Vec::new();
@@ -72,7 +96,17 @@ pub fn load(
             return Err(Error::corrupt(at.0, "free-map chain points outside the device"));
         }
         dev.read(at.0, &mut buf)?;
-        header::verify(&buf, at, BlockKind::FreeMap)?;
+        let found = header::verify(&buf, at, BlockKind::FreeMap)?.generation;
+        if generation.is_some_and(|want| want != found) {
+            return Err(Error::corrupt(
+                at.0,
+                format!(
+                    "stale free-map block of generation {} in the chain of generation {}",
+                    found.0,
+                    generation.map_or(0, |g| g.0)
+                ),
+            ));
+        }
         chain.push(at);
         let mut r = Reader::new(header::payload(&buf), at.0);
         let next = r.u64()?;
@@ -139,5 +173,24 @@ mod tests {
         assert!(load(&dev, BlockNo(2), 1, 100).is_err());
         assert!(load(&dev, BlockNo(2), 2, 100).is_ok());
         assert!(load(&dev, BlockNo(2), 2, 55).is_err(), "extent past the device");
+    }
+
+    /// A chain block that kept the content of an earlier checkpoint (its write was lost or went
+    /// elsewhere) is valid on its own; the superblock's generation catches it.
+    #[test]
+    fn a_stale_chain_block_is_corrupt() {
+        let dev = MemDevice::new(100);
+        let mut extents = Extents::default();
+        extents.insert(50, 10);
+        let blocks = [BlockNo(2), BlockNo(3)];
+        for (b, bytes) in blocks.iter().zip(encode(&extents, &blocks, Generation(7))) {
+            dev.write(b.0, &bytes).unwrap();
+        }
+        assert!(load_of_generation(&dev, BlockNo(2), 2, 100, Generation(7)).is_ok());
+        let older = encode(&extents, &blocks, Generation(6));
+        dev.write(3, &older[1]).unwrap();
+        assert!(load(&dev, BlockNo(2), 2, 100).is_ok(), "valid on its own");
+        let e = load_of_generation(&dev, BlockNo(2), 2, 100, Generation(7));
+        assert!(matches!(e, Err(Error::Corrupt { block: 3, .. })), "{e:?}");
     }
 }

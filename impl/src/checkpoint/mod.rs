@@ -6,12 +6,17 @@
 //! 3. the system tree (layer table) is written the same way;
 //! 4. the free map, as it will be once this checkpoint is durable (free + pending + the old
 //!    free-map chain), is written to fresh blocks;
-//! 5. flush; 6. the superblock with generation + 1 goes to the older slot; 7. flush;
+//! 5. flush; 6. the superblock with the next generation goes to the slot that does not hold
+//!    the durable one; 7. flush;
 //! 8. only now do pending blocks and the old free-map chain become reusable.
 //!
 //! Invariants: no block referenced by the durable superblock is written before step 6 returns;
 //! a failed checkpoint leaves the durable image untouched and the in-memory state consistent,
-//! so it can be retried.
+//! so it can be retried. A generation names one superblock content: once a superblock write
+//! was issued, its generation is used up even if the flush after it fails (that superblock may
+//! still land, or may be lost, as a failed fsync may drop writes), so the retry takes the next
+//! generation, in the same slot: the durable superblock is never overwritten before another is
+//! durable.
 
 use crate::alloc::freemap;
 use crate::error::Result;
@@ -24,7 +29,7 @@ use crate::types::{BlockNo, Generation, LayerId};
 impl State {
     /// Runs one checkpoint; `clean` marks it as written by a clean unmount.
     pub(crate) fn checkpoint(&mut self, clean: bool) -> Result<Generation> {
-        let generation = Generation(self.sb.generation.0 + 1);
+        let generation = Generation(self.sb.generation.0.max(self.generation_issued.0) + 1);
         self.flush_layer_data()?;
         self.write_layer_trees(generation)?;
         let layer_table = {
@@ -33,6 +38,7 @@ impl State {
         };
         let (chain, free_blocks) = self.write_free_map(generation)?;
         let mut sb = self.sb.clone();
+        sb.slot = self.sb.other_slot();
         sb.generation = generation;
         sb.layer_table = layer_table;
         sb.free_map = chain.first().copied().unwrap_or(BlockNo(0));
@@ -46,7 +52,10 @@ impl State {
             self.give_back(&chain);
             return Err(e.into());
         }
-        if let Err(e) = dev.write(sb.slot().0, &sb.encode()).and_then(|()| dev.flush()) {
+        let landed = dev.write(sb.slot().0, &sb.encode()).map(|()| {
+            self.generation_issued = generation;
+        });
+        if let Err(e) = landed.and_then(|()| dev.flush()) {
             // The superblock may or may not have landed. The old free-map chain stays in use,
             // and the new one waits for the next durable checkpoint like any freed block, so
             // whichever generation wins at mount finds its free map intact.

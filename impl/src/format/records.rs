@@ -27,12 +27,13 @@
 //! Value layouts (little-endian):
 //!
 //! ```text
-//! Inode (84 bytes)                DirEntry (9 bytes)      Extent (24 bytes)
+//! Inode (84 bytes)                DirEntry (9 bytes)      Extent (24 + 4 * count bytes)
 //!   0  4 mode (S_IFMT | perm)       0 8 child ino           0 8 first disk block
-//!   4  4 nlink                      8 1 child FileType code 8 8 block count (>= 1)
+//!   4  4 nlink                      8 1 child FileType code 8 8 block count, 1..=256
 //!   8  4 uid                                               16 8 owner LayerId
-//!  12  4 gid
-//!  16  8 rdev                     Xattr: the value bytes, 0..=1024
+//!  12  4 gid                                               24 4 crc32c of each block,
+//!  16  8 rdev                     Xattr: the value bytes,        `count` of them, in order
+//!                                   0..=1024
 //!  24  8 size (bytes)             SymlinkChunk: 1..=1024 bytes of the target, in chunk order
 //!  32  8 blocks (512-byte units)
 //!  40 12 atime (sec i64, nsec u32)
@@ -43,6 +44,11 @@
 //!
 //! FileType codes: 1 regular, 2 directory, 3 symlink, 4 fifo, 5 char device, 6 block device,
 //! 7 socket.
+//!
+//! Data blocks carry no header; their checksums live in the extent that maps them, so a read
+//! verifies every block it takes from the device (a flipped bit, a torn or misdirected data
+//! write is `Corrupt`, never returned as file bytes). `EXTENT_BLOCKS_MAX` keeps the largest
+//! extent value within the tree's `VALUE_MAX`.
 //!
 //! Invariants:
 //! - `decode_*` take any bytes and return `Error::Corrupt` (block 0: the caller knows no better)
@@ -63,8 +69,13 @@ pub const KEY_PREFIX_LEN: usize = 9;
 pub const INODE_RECORD_LEN: usize = 84;
 /// Size of an encoded directory entry value.
 pub const DIR_ENTRY_LEN: usize = 9;
-/// Size of an encoded extent value.
-pub const EXTENT_LEN: usize = 24;
+/// Size of an encoded extent value before its checksums.
+pub const EXTENT_FIXED_LEN: usize = 24;
+/// Most blocks one extent maps (1 MiB of data): its checksums fill 1 KiB.
+pub const EXTENT_BLOCKS_MAX: u64 = 256;
+/// Size of the largest extent value.
+pub const EXTENT_LEN_MAX: usize = EXTENT_FIXED_LEN + 4 * EXTENT_BLOCKS_MAX as usize;
+const _: () = assert!(EXTENT_LEN_MAX <= crate::tree::VALUE_MAX);
 
 /// The kind of an item, the byte after the inode number in its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -328,35 +339,48 @@ pub fn decode_dir_entry(bytes: &[u8]) -> Result<DirEntryValue> {
     Ok(DirEntryValue { ino, kind })
 }
 
-/// A file extent's value: `count` blocks from `disk`, allocated by `owner`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A file extent's value: `count` blocks from `disk`, allocated by `owner`, and the crc32c of
+/// each block's 4096 bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtentValue {
     pub disk: BlockNo,
     pub count: u64,
     pub owner: LayerId,
+    /// One checksum per block, `count` of them.
+    pub crcs: Vec<u32>,
 }
 
 /// Encodes an extent value.
 pub fn encode_extent(extent: &ExtentValue) -> Vec<u8> {
-    assert!(extent.count >= 1, "an extent holds at least one block");
+    assert!((1..=EXTENT_BLOCKS_MAX).contains(&extent.count), "1 to 256 blocks per extent");
     assert!(extent.disk.0.checked_add(extent.count).is_some(), "extent inside u64");
-    let mut out = vec![0u8; EXTENT_LEN];
+    assert_eq!(extent.crcs.len() as u64, extent.count, "one checksum per block");
+    let mut out = vec![0u8; EXTENT_FIXED_LEN + 4 * extent.crcs.len()];
     let mut w = Writer::new(&mut out);
     for v in [extent.disk.0, extent.count, extent.owner.0] {
         w.u64(v);
     }
+    for crc in &extent.crcs {
+        w.u32(*crc);
+    }
     out
+}
+
+/// The checksum of a data block, as its extent records it: crc32c of the block's bytes.
+pub fn data_crc(block: &[u8]) -> u32 {
+    crc32c::crc32c(block)
 }
 
 /// Decodes an extent value.
 pub fn decode_extent(bytes: &[u8]) -> Result<ExtentValue> {
     let mut r = Reader::new(bytes, "extent");
-    let extent = ExtentValue { disk: BlockNo(r.u64()?), count: r.u64()?, owner: LayerId(r.u64()?) };
-    r.finish()?;
-    if extent.count == 0 || extent.disk.0.checked_add(extent.count).is_none() {
+    let (disk, count, owner) = (BlockNo(r.u64()?), r.u64()?, LayerId(r.u64()?));
+    if count == 0 || count > EXTENT_BLOCKS_MAX || disk.0.checked_add(count).is_none() {
         return Err(corrupt("extent: bad block range"));
     }
-    Ok(extent)
+    let crcs = (0..count).map(|_| r.u32()).collect::<Result<Vec<u32>>>()?;
+    r.finish()?;
+    Ok(ExtentValue { disk, count, owner, crcs })
 }
 
 /// The one-byte code of a file type in a directory entry.
@@ -513,12 +537,14 @@ mod tests {
             decode_dir_entry(&encode_dir_entry(&entry)).ok() == Some(entry)
         }
 
-        fn extent_round_trips(disk: u64, count: u64, owner: u64) -> bool {
-            let count = count.max(1);
+        fn extent_round_trips(disk: u64, count: u64, owner: u64, seed: u32) -> bool {
+            let count = count % EXTENT_BLOCKS_MAX + 1;
+            let crcs = (0..count).map(|i| seed.wrapping_mul(i as u32 + 1)).collect();
             let extent = ExtentValue {
-                disk: BlockNo(disk.min(u64::MAX - count)), count, owner: LayerId(owner)
+                disk: BlockNo(disk.min(u64::MAX - count)), count, owner: LayerId(owner), crcs
             };
-            decode_extent(&encode_extent(&extent)).ok() == Some(extent)
+            let bytes = encode_extent(&extent);
+            bytes.len() <= EXTENT_LEN_MAX && decode_extent(&bytes).ok() == Some(extent)
         }
 
         fn keys_round_trip(ino: u64, name: Vec<u8>, last: u64, chunk: u8) -> bool {
@@ -587,11 +613,15 @@ mod tests {
         let mut big = good;
         big[24..32].copy_from_slice(&(FILE_SIZE_MAX + 1).to_le_bytes());
         assert!(corrupt(decode_inode(&big)));
-        assert!(decode_extent(
-            &encode_extent(&ExtentValue { disk: BlockNo(1), count: 1, owner: LayerId(1) })[..8]
-        )
-        .is_err());
-        assert!(decode_extent(&[0u8; EXTENT_LEN]).is_err(), "count 0");
+        let one = ExtentValue { disk: BlockNo(1), count: 1, owner: LayerId(1), crcs: vec![7] };
+        let bytes = encode_extent(&one);
+        assert!(decode_extent(&bytes[..8]).is_err());
+        assert!(decode_extent(&bytes[..EXTENT_FIXED_LEN + 3]).is_err(), "checksum cut short");
+        assert!(decode_extent(&[&bytes[..], &[0; 4]].concat()).is_err(), "a checksum too many");
+        assert!(decode_extent(&[0u8; EXTENT_FIXED_LEN]).is_err(), "count 0");
+        let mut long = bytes;
+        long[8..16].copy_from_slice(&(EXTENT_BLOCKS_MAX + 1).to_le_bytes());
+        assert!(decode_extent(&long).is_err(), "more blocks than an extent may map");
         assert!(decode_dir_entry(&[0u8; DIR_ENTRY_LEN]).is_err(), "inode 0");
         assert!(decode_key(&[0, 0, 0, 0, 0, 0, 0, 1, 9]).is_err(), "unknown kind");
         assert!(decode_key(&inode_key(Ino(1))[..8]).is_err(), "short key");

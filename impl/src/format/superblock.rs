@@ -1,7 +1,9 @@
 //! The superblock: two copies, A at block 0 and B at block 1.
 //!
-//! A checkpoint writes the slot of the older copy with generation + 1; mount takes the valid copy
-//! with the highest generation. No single block is a point of failure.
+//! A checkpoint writes its superblock, with a generation above every one issued before, to the
+//! slot that does not hold the durable copy; mount takes the valid copy with the highest
+//! generation. The durable copy is never overwritten before another one is durable, so no single
+//! block (and no torn write) is a point of failure.
 //!
 //! Payload layout (after the common header, whose generation is the checkpoint generation and
 //! whose owner is 0), little-endian:
@@ -18,7 +20,8 @@
 //!     48    8 blocks_free      free blocks recorded by the free map (cross-check)
 //!     56    8 created_sec      format time
 //!     64   64 label            UTF-8, zero padded
-//!    128      reserved, zero
+//!    128    8 layer_table_gen  generation that wrote the layer table's root (its header's)
+//!    136      reserved, zero
 //! ```
 //!
 //! Invariants: `layer_table`, `free_map` lie inside the device and past the superblocks;
@@ -27,6 +30,7 @@
 use crate::error::{Error, Result};
 use crate::format::cursor::{Reader, Writer};
 use crate::format::header::{self, BlockKind, Header, BLOCK_SIZE};
+use crate::tree::NodePtr;
 use crate::types::{BlockNo, Generation, LayerId};
 
 /// Blocks holding superblock copies (A and B).
@@ -45,11 +49,14 @@ pub const FLAG_CLEAN: u32 = 1;
 /// The decoded superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
+    /// The slot this copy lives in (the block number its header repeats).
+    pub slot: BlockNo,
     pub generation: Generation,
     pub block_count: u64,
     pub next_ino: u64,
     pub next_layer: u64,
-    pub layer_table: BlockNo,
+    /// The root of the system tree (block and the generation that wrote it).
+    pub layer_table: NodePtr,
     pub free_map: BlockNo,
     pub free_map_blocks: u32,
     pub flags: u32,
@@ -59,12 +66,17 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// The slot this superblock's generation is written to.
+    /// The slot this copy lives in.
     pub fn slot(&self) -> BlockNo {
-        if self.generation.0.is_multiple_of(2) {
-            SLOT_A
-        } else {
+        self.slot
+    }
+
+    /// The slot this copy does not live in: where the next checkpoint writes.
+    pub fn other_slot(&self) -> BlockNo {
+        if self.slot == SLOT_A {
             SLOT_B
+        } else {
+            SLOT_A
         }
     }
 
@@ -76,7 +88,7 @@ impl Superblock {
         w.u64(self.block_count);
         w.u64(self.next_ino);
         w.u64(self.next_layer);
-        w.u64(self.layer_table.0);
+        w.u64(self.layer_table.block.0);
         w.u64(self.free_map.0);
         w.u32(self.free_map_blocks);
         w.u32(self.flags);
@@ -87,6 +99,7 @@ impl Superblock {
             dst.copy_from_slice(self.label.as_bytes());
         }
         w.bytes(&label);
+        w.u64(self.layer_table.generation.0);
         let header = Header {
             kind: BlockKind::Superblock,
             block: self.slot(),
@@ -101,12 +114,13 @@ impl Superblock {
     pub fn decode(block: &[u8], at: BlockNo, device_blocks: u64) -> Result<Superblock> {
         let header = header::verify(block, at, BlockKind::Superblock)?;
         let mut r = Reader::new(header::payload(block), at.0);
-        let sb = Superblock {
+        let mut sb = Superblock {
+            slot: at,
             generation: header.generation,
             block_count: r.u64()?,
             next_ino: r.u64()?,
             next_layer: r.u64()?,
-            layer_table: BlockNo(r.u64()?),
+            layer_table: NodePtr { block: BlockNo(r.u64()?), generation: Generation(0) },
             free_map: BlockNo(r.u64()?),
             free_map_blocks: r.u32()?,
             flags: r.u32()?,
@@ -118,6 +132,7 @@ impl Superblock {
                 String::from_utf8_lossy(raw.get(..len).unwrap_or(&[])).into_owned()
             },
         };
+        sb.layer_table.generation = Generation(r.u64()?);
         sb.validate(at, device_blocks)?;
         Ok(sb)
     }
@@ -134,8 +149,12 @@ impl Superblock {
             return bad(format!("block count {} is below the minimum", self.block_count));
         }
         let inside = |b: BlockNo| b.0 >= FIRST_DATA_BLOCK && b.0 < self.block_count;
-        if !inside(self.layer_table) {
-            return bad(format!("layer table root {} outside the device", self.layer_table.0));
+        if !inside(self.layer_table.block) {
+            let root = self.layer_table.block.0;
+            return bad(format!("layer table root {root} outside the device"));
+        }
+        if self.layer_table.generation > self.generation {
+            return bad("layer table written by a later generation than the superblock".into());
         }
         if self.free_map_blocks > 0 && !inside(self.free_map) {
             return bad(format!("free map {} outside the device", self.free_map.0));
@@ -155,11 +174,12 @@ mod tests {
 
     fn sample(generation: u64, next_ino: u64, label: String) -> Superblock {
         Superblock {
+            slot: if generation.is_multiple_of(3) { SLOT_A } else { SLOT_B },
             generation: Generation(generation),
             block_count: 1 << 20,
             next_ino: next_ino.max(2),
             next_layer: 3,
-            layer_table: BlockNo(10),
+            layer_table: NodePtr { block: BlockNo(10), generation: Generation(generation) },
             free_map: BlockNo(11),
             free_map_blocks: 1,
             flags: FLAG_CLEAN,

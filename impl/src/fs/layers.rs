@@ -11,7 +11,7 @@ use super::{Fs, OpenLayer, State};
 use crate::error::{Error, Result};
 use crate::layer::{check_name, name_key, record_key, LayerRecord, NAME_PREFIX};
 use crate::ns::{self, DirtyPages};
-use crate::tree::{Owned, Tree};
+use crate::tree::{NodePtr, Owned, Tree};
 use crate::types::{BlockNo, LayerId, LayerInfo, LayerState, Timespec};
 
 impl Fs {
@@ -75,7 +75,7 @@ impl Fs {
             let Some((last, _)) = batch.last() else { break };
             after = Some(last.clone());
             for (_, value) in batch {
-                let id = decode_id(&value, state.sb.layer_table.0)?;
+                let id = decode_id(&value, state.sb.layer_table.block.0)?;
                 out.push(state.layer_info(id)?);
             }
         }
@@ -95,7 +95,7 @@ impl State {
             return Err(Error::NotFound);
         }
         let value = self.system.get(&self.store, &name_key(name))?.ok_or(Error::NotFound)?;
-        decode_id(&value, self.sb.layer_table.0)
+        decode_id(&value, self.sb.layer_table.block.0)
     }
 
     fn layer_info(&mut self, id: LayerId) -> Result<LayerInfo> {
@@ -161,7 +161,7 @@ impl State {
             children: 0,
             // A clone shares its parent's root from the start: a child that is never written
             // must still name a tree at the next checkpoint (its tree is not dirty).
-            root: tree.root_block().unwrap_or(BlockNo(0)),
+            root: tree.root_block().unwrap_or(NodePtr::NONE),
             created_sec: Timespec::now().sec,
             name: name.to_string(),
         };

@@ -27,7 +27,7 @@ use crate::format::superblock::{Superblock, FIRST_DATA_BLOCK, LABEL_MAX, MIN_BLO
 use crate::layer::{record_key, LayerRecord};
 use crate::ns::DirtyPages;
 use crate::store::Store;
-use crate::tree::Tree;
+use crate::tree::{NodePtr, Tree};
 use crate::types::{BlockNo, Generation, LayerId, LayerState, Statfs, NAME_MAX};
 
 pub use usage::LayerUsage;
@@ -80,6 +80,10 @@ pub(crate) struct State {
     pub(crate) space: Space,
     /// The last durable superblock.
     pub(crate) sb: Superblock,
+    /// The highest generation whose superblock was handed to the device, durable or not: a
+    /// checkpoint whose last flush failed leaves its superblock pending, so the next one takes
+    /// a later generation and no generation ever names two superblock contents.
+    pub(crate) generation_issued: Generation,
     /// Blocks of the free-map chain the durable superblock names.
     pub(crate) free_map_chain: Vec<BlockNo>,
     pub(crate) next_ino: u64,
@@ -116,12 +120,14 @@ impl Fs {
         if opts.label.len() > LABEL_MAX {
             return Err(Error::InvalidArgument("labels are at most 64 bytes"));
         }
+        // Generation 0 is never written: it stands in slot A so that the first goes to slot B.
         let sb = Superblock {
+            slot: SUPERBLOCK_SLOTS[0],
             generation: Generation(0),
             block_count: blocks,
             next_ino: crate::types::Ino::FIRST.0,
             next_layer: 1,
-            layer_table: BlockNo(0),
+            layer_table: NodePtr::NONE,
             free_map: BlockNo(0),
             free_map_blocks: 0,
             flags: 0,
@@ -133,6 +139,7 @@ impl Fs {
             store: Store::new(Arc::clone(&dev), 64, 64),
             space: Space::new_free(FIRST_DATA_BLOCK, blocks),
             sb: sb.clone(),
+            generation_issued: sb.generation,
             free_map_chain: Vec::new(),
             next_ino: sb.next_ino,
             next_layer: sb.next_layer,
@@ -163,7 +170,13 @@ impl Fs {
     ) -> Result<Fs> {
         let sb = read_superblock(dev.as_ref())?;
         let (free, free_map_chain) =
-            freemap::load(dev.as_ref(), sb.free_map, sb.free_map_blocks, sb.block_count)?;
+            freemap::load_of_generation(
+                dev.as_ref(),
+                sb.free_map,
+                sb.free_map_blocks,
+                sb.block_count,
+                sb.generation,
+            )?;
         if strict && free.blocks() != sb.blocks_free {
             return Err(Error::corrupt(
                 sb.free_map.0,
@@ -178,6 +191,7 @@ impl Fs {
             next_ino: sb.next_ino,
             next_layer: sb.next_layer,
             free_map_chain,
+            generation_issued: sb.generation,
             sb,
             open: HashMap::new(),
             opts: opts.clone(),
@@ -291,7 +305,7 @@ impl State {
     pub(crate) fn open_layer(&mut self, id: LayerId) -> Result<&mut OpenLayer> {
         if !self.open.contains_key(&id) {
             let value = self.system.get(&self.store, &record_key(id))?.ok_or(Error::NotFound)?;
-            let rec = LayerRecord::decode(&value, self.sb.layer_table.0)?;
+            let rec = LayerRecord::decode(&value, self.sb.layer_table.block.0)?;
             let tree = Tree::from_root(rec.root);
             self.make_room();
             self.open.insert(id, OpenLayer { rec, tree, pages: DirtyPages::default() });

@@ -22,6 +22,8 @@ pub(super) struct Usage {
     /// Data blocks by owner: layers share their ancestors' extents (and trimmed copies of them),
     /// so a data block may be named by many extents, but all of one owner.
     pub(super) data: HashMap<LayerId, Extents>,
+    /// Data blocks read and checked, with the checksum they were checked against.
+    pub(super) verified: HashSet<(u64, u32)>,
 }
 
 impl Usage {
@@ -146,6 +148,7 @@ pub(super) fn bad_block(state: &State, e: Error, report: &mut Report) -> Result<
     let kind = match header::verify_any(&raw, BlockNo(block)) {
         Err(Error::Corrupt { what, .. }) if what.contains("checksum") => IssueKind::BadChecksum,
         Err(Error::Corrupt { what, .. }) if what.contains("misdirected") => IssueKind::MisdirectedBlock,
+        Ok(_) if what.starts_with("stale") => IssueKind::StaleBlock,
         _ => IssueKind::BadBlock,
     };
     report.push(Severity::Error, kind, vec![block], what);
@@ -168,7 +171,7 @@ fn layer_records(state: &State, report: &mut Report) -> Result<BTreeMap<LayerId,
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
         for (_, value) in batch {
-            match LayerRecord::decode(&value, state.sb.layer_table.0) {
+            match LayerRecord::decode(&value, state.sb.layer_table.block.0) {
                 Ok(rec) => {
                     out.insert(rec.id, rec);
                 }
@@ -243,7 +246,8 @@ fn check_space(state: &State, usage: &Usage, report: &mut Report) {
     }
     // A bad node hides its subtree: the blocks below it look leaked but are not known to be.
     let walk_complete = !report.issues.iter().any(|i| {
-        matches!(i.kind, IssueKind::BadChecksum | IssueKind::MisdirectedBlock | IssueKind::BadBlock)
+        use IssueKind::{BadBlock, BadChecksum, MisdirectedBlock, StaleBlock};
+        matches!(i.kind, BadChecksum | MisdirectedBlock | StaleBlock | BadBlock)
     });
     if !leaked.is_empty() && walk_complete {
         let count: u64 = leaked.iter().map(|(_, l)| l).sum();

@@ -2,7 +2,9 @@
 //!
 //! What it checks (`blocks.rs`, `namespace.rs`):
 //! - every metadata block it reaches decodes; a bad one is classified by its raw bytes: bad
-//!   checksum, misdirected (its header names another block), or undecodable;
+//!   checksum, misdirected (its header names another block), stale (a valid block of another
+//!   generation than its parent's pointer expects), or undecodable;
+//! - every data block matches the checksum its extent records;
 //! - every block is exactly one of: superblock, free-map block, free, or used by layers (a tree
 //!   node, or a data extent); a block both free and used, used by two different things, or in
 //!   none of these (leaked) is an issue;
@@ -50,6 +52,9 @@ pub enum IssueKind {
     BadChecksum,
     /// A metadata block's header names another block: a misdirected write.
     MisdirectedBlock,
+    /// A metadata block is valid but of another generation than the pointer to it expects: the
+    /// write meant for it was lost or went elsewhere, and it still holds an older node.
+    StaleBlock,
     /// A metadata block has a valid checksum but does not decode or breaks tree order.
     BadBlock,
     /// A block is in the free map and used.

@@ -1,6 +1,7 @@
 //! fsck of one layer's namespace: every item decodes, every entry names an inode of the layer,
 //! and every inode's nlink matches the entries that name it (directories: 2 + subdirectories),
-//! except orphans: an inode with an orphan item has nlink 0 and no entry (ns/orphan.rs).
+//! except orphans: an inode with an orphan item has nlink 0 and no entry (ns/orphan.rs). Every
+//! data block an extent names is read once and checked against the extent's checksum.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -12,7 +13,7 @@ use crate::error::Result;
 use crate::format::records::{self, Key};
 use crate::store::Store;
 use crate::tree::Tree;
-use crate::types::{FileType, Ino, LayerId};
+use crate::types::{BlockNo, FileType, Ino, LayerId};
 
 #[derive(Default)]
 struct Seen {
@@ -22,17 +23,25 @@ struct Seen {
     entries: Vec<(Ino, Vec<u8>, Ino)>,
     /// Inodes named by orphan items.
     orphans: Vec<Ino>,
-    /// Extents not yet checked: file, first block, count, owner.
-    extents: Vec<(Ino, u64, u64, LayerId)>,
+    /// Extents not yet checked: file, first block, count, owner, checksum of each block.
+    extents: Vec<(Ino, u64, u64, LayerId, Vec<u32>)>,
     /// Data blocks this layer's files name.
     data: Extents,
 }
 
 /// Checks the extents noted so far: each owned by the layer or an ancestor, none overlapping
-/// another of the same layer; records them as used by their owner.
-fn check_extents(seen: &mut Seen, ancestry: &[LayerId], usage: &mut Usage, report: &mut Report) {
+/// another of the same layer, every block matching its checksum; records them as used by their
+/// owner.
+fn check_extents(
+    seen: &mut Seen,
+    store: &Store,
+    ancestry: &[LayerId],
+    usage: &mut Usage,
+    report: &mut Report,
+) {
     let layer = ancestry.first().copied().unwrap_or(LayerId::SYSTEM);
-    for (ino, start, len, owner) in std::mem::take(&mut seen.extents) {
+    for (ino, start, len, owner, crcs) in std::mem::take(&mut seen.extents) {
+        check_data(store, layer, ino, start, &crcs, usage, report);
         if !ancestry.contains(&owner) {
             let what = format!("extent {start}+{len} of inode {} is owned by layer {}", ino.0, owner.0);
             let kind = IssueKind::OwnershipContradiction;
@@ -74,7 +83,7 @@ pub(super) fn check_layer(
                 issue(report, Severity::Error, IssueKind::BadBlock, layer, vec![], e.to_string());
             }
         }
-        check_extents(&mut seen, ancestry, usage, report);
+        check_extents(&mut seen, store, ancestry, usage, report);
     }
     for (dir, name, child) in &seen.entries {
         if !seen.inodes.contains_key(child) || !seen.inodes.contains_key(dir) {
@@ -128,12 +137,45 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
         }
         Key::Extent(ino, _) => {
             let e = records::decode_extent(value)?;
-            seen.extents.push((ino, e.disk.0, e.count, e.owner));
+            seen.extents.push((ino, e.disk.0, e.count, e.owner, e.crcs));
         }
         Key::Orphan(ino) => seen.orphans.push(ino),
         Key::Xattr(..) | Key::SymlinkChunk(..) => {}
     }
     Ok(())
+}
+
+/// Reads each block of an extent (once per block and checksum, however many layers share it)
+/// and reports the blocks whose bytes do not match their checksum.
+fn check_data(
+    store: &Store,
+    layer: LayerId,
+    ino: Ino,
+    start: u64,
+    crcs: &[u32],
+    usage: &mut Usage,
+    report: &mut Report,
+) {
+    for (block, crc) in (start..).zip(crcs.iter().copied()) {
+        if !usage.verified.insert((block, crc)) {
+            continue;
+        }
+        let found = store.read_raw(BlockNo(block)).map(|bytes| records::data_crc(&bytes));
+        if found.as_ref().is_ok_and(|found| *found == crc) {
+            continue;
+        }
+        let what = match found {
+            Ok(found) => format!("data block {block}: checksum {found:#010x}, extent says {crc:#010x}"),
+            Err(e) => format!("data block {block}: {e}"),
+        };
+        report.issues.push(Issue {
+            severity: Severity::Error,
+            kind: IssueKind::BadChecksum,
+            blocks: vec![block],
+            inodes: vec![(layer, ino)],
+            detail: format!("layer {}: inode {}: {what}", layer.0, ino.0),
+        });
+    }
 }
 
 fn issue(report: &mut Report, severity: Severity, kind: IssueKind, layer: LayerId, inodes: Vec<Ino>, detail: String) {

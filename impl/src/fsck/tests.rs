@@ -48,7 +48,7 @@ fn kinds(dev: &Arc<dyn BlockDevice>) -> (Vec<IssueKind>, Report) {
 fn layer_root(dev: &Arc<dyn BlockDevice>, id: u64) -> BlockNo {
     let fs = Fs::mount(Arc::clone(dev), &MountOptions::default()).unwrap();
     let mut state = fs.lock().unwrap();
-    state.open_layer(LayerId(id)).unwrap().rec.root
+    state.open_layer(LayerId(id)).unwrap().rec.root.block
 }
 
 fn read(dev: &Arc<dyn BlockDevice>, block: BlockNo) -> Vec<u8> {
@@ -95,6 +95,48 @@ fn a_node_written_to_the_wrong_block_is_misdirected() {
     let (base_root, top_root) = (layer_root(&dev, 1), layer_root(&dev, 2));
     dev.write(top_root.0, &read(&dev, base_root)).unwrap();
     assert_eq!(kinds(&dev).0, vec![IssueKind::MisdirectedBlock]);
+}
+
+/// The other half of a misdirected write: the block the node was meant for kept its previous
+/// content, a valid node of an earlier generation.
+#[test]
+fn a_node_that_kept_an_older_generation_is_stale() {
+    let dev = image();
+    let root = layer_root(&dev, 2);
+    let mut buf = read(&dev, root);
+    let mut h = header::verify_any(&buf, root).unwrap();
+    h.generation = crate::types::Generation(h.generation.0 - 1);
+    header::seal(&mut buf, &h);
+    dev.write(root.0, &buf).unwrap();
+    assert_eq!(kinds(&dev).0, vec![IssueKind::StaleBlock]);
+}
+
+#[test]
+fn a_flipped_bit_in_a_data_block_is_a_bad_checksum() {
+    let dev = image();
+    // The block "top" rewrote: the second block of base's file "a".
+    let block = with_extents(&dev, 2).into_iter().find(|e| e.owner == LayerId(2)).unwrap().disk;
+    let mut buf = read(&dev, block);
+    buf[4000] ^= 0x40;
+    dev.write(block.0, &buf).unwrap();
+    let (found, report) = kinds(&dev);
+    assert_eq!(found, vec![IssueKind::BadChecksum], "{report}");
+    assert_eq!(report.issues[0].blocks, vec![block.0]);
+}
+
+/// Every extent of layer `id`.
+fn with_extents(dev: &Arc<dyn BlockDevice>, id: u64) -> Vec<ExtentValue> {
+    let fs = Fs::mount(Arc::clone(dev), &MountOptions::default()).unwrap();
+    let mut state = fs.lock().unwrap();
+    let tree = state.open_layer(LayerId(id)).unwrap().tree.clone();
+    let items = tree
+        .range(&state.store, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, usize::MAX)
+        .unwrap();
+    items
+        .iter()
+        .filter(|(k, _)| matches!(records::decode_key(k), Ok(records::Key::Extent(..))))
+        .map(|(_, v)| records::decode_extent(v).unwrap())
+        .collect()
 }
 
 #[test]

@@ -18,9 +18,10 @@
 //!     17    3 reserved   zero
 //!     20    4 children   layers whose parent this is
 //!     24    8 root       root block of the layer's tree at the last checkpoint
-//!     32    8 created    seconds since the epoch
-//!     40    2 name_len
-//!     42    n name       UTF-8
+//!     32    8 root_gen   the generation that wrote the root (the root's header must match)
+//!     40    8 created    seconds since the epoch
+//!     48    2 name_len
+//!     50    n name       UTF-8
 //! ```
 //!
 //! Invariants: a record's `children` equals the number of records naming it as parent; only
@@ -28,12 +29,15 @@
 
 use crate::error::{Error, Result};
 use crate::format::cursor::{Reader, Writer};
-use crate::types::{BlockNo, LayerId, LayerState, NAME_MAX};
+use crate::tree::NodePtr;
+use crate::types::{BlockNo, Generation, LayerId, LayerState, NAME_MAX};
 
 /// Key prefix of layer records.
 pub const RECORD_PREFIX: u8 = b'L';
 /// Key prefix of the name index.
 pub const NAME_PREFIX: u8 = b'N';
+/// Bytes of a record before the name.
+const RECORD_FIXED_LEN: usize = 50;
 
 /// A layer as the system tree records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +46,8 @@ pub struct LayerRecord {
     pub parent: Option<LayerId>,
     pub state: LayerState,
     pub children: u32,
-    pub root: BlockNo,
+    /// The root of the layer's tree at the last checkpoint (block and generation).
+    pub root: NodePtr,
     pub created_sec: i64,
     pub name: String,
 }
@@ -76,7 +81,7 @@ impl LayerRecord {
     /// Encodes the record as a system-tree value.
     pub fn encode(&self) -> Vec<u8> {
         assert!(self.name.len() <= NAME_MAX, "layer names are checked at create");
-        let mut out = vec![0u8; 42 + self.name.len()];
+        let mut out = vec![0u8; RECORD_FIXED_LEN + self.name.len()];
         let mut w = Writer::new(&mut out);
         w.u64(self.id.0);
         w.u64(self.parent.map_or(0, |p| p.0));
@@ -86,7 +91,8 @@ impl LayerRecord {
         });
         w.bytes(&[0u8; 3]);
         w.u32(self.children);
-        w.u64(self.root.0);
+        w.u64(self.root.block.0);
+        w.u64(self.root.generation.0);
         w.i64(self.created_sec);
         w.u16(self.name.len() as u16);
         w.bytes(self.name.as_bytes());
@@ -108,7 +114,7 @@ impl LayerRecord {
         };
         r.bytes(3)?;
         let children = r.u32()?;
-        let root = BlockNo(r.u64()?);
+        let root = NodePtr { block: BlockNo(r.u64()?), generation: Generation(r.u64()?) };
         let created_sec = r.i64()?;
         let len = usize::from(r.u16()?);
         let name = std::str::from_utf8(r.bytes(len)?)
@@ -128,7 +134,7 @@ mod tests {
 
     quickcheck! {
         fn layer_record_round_trips(id: u64, parent: u64, committed: bool, children: u32,
-                                    root: u64, name: String) -> bool {
+                                    root: u64, root_gen: u64, name: String) -> bool {
             let name: String = name.chars().filter(|c| *c != '/' && *c != '\0').take(60).collect();
             if check_name(&name).is_err() {
                 return true;
@@ -138,7 +144,7 @@ mod tests {
                 parent: (parent != 0).then_some(LayerId(parent)),
                 state: if committed { LayerState::Committed } else { LayerState::Writable },
                 children,
-                root: BlockNo(root),
+                root: NodePtr { block: BlockNo(root), generation: Generation(root_gen) },
                 created_sec: 5,
                 name,
             };

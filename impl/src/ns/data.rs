@@ -56,7 +56,7 @@ fn load_page(
     }
     match cursor.at(ctx, index)? {
         Some(extent) => {
-            ctx.data.read_block(extent.disk_of(index), page)?;
+            ctx.data.read_block(extent.disk_of(index), extent.crc_of(index), page)?;
             Ok(Source::Stored)
         }
         None => {

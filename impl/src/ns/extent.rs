@@ -1,21 +1,25 @@
 //! The extent map of a file: which file blocks are stored in which disk blocks.
 //!
-//! An extent item maps file blocks `start..=last` to disk blocks `disk..disk + count` and names
-//! the layer that allocated them (its owner). It is keyed by `last`, so the first extent at or
-//! after the key of block `b` is the only one that can cover `b`.
+//! An extent item maps file blocks `start..=last` to disk blocks `disk..disk + count`, names
+//! the layer that allocated them (its owner) and holds the crc32c of each block, which every
+//! read from the device verifies. It is keyed by `last`, so the first extent at or after the key
+//! of block `b` is the only one that can cover `b`.
 //!
 //! Invariants:
 //! - extents of one file never overlap, and `last < FILE_BLOCKS_MAX`;
+//! - an extent maps at most `EXTENT_BLOCKS_MAX` blocks and carries exactly one checksum per
+//!   block; splitting an extent splits its checksums, merging two concatenates them;
 //! - every stored block holds data that is not all zero within the file (zero pages become
 //!   holes), and its bytes past the end of the file are zero;
 //! - a block whose owner is `ctx.layer` is referenced by at most one extent of the layer: when it
 //!   stops being referenced it goes to `ctx.freed_extents`; blocks of other owners never do.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::ctx::LayerCtx;
 use crate::error::{Error, Result};
-use crate::format::records::{self, ExtentValue, ItemKind, Key};
+use crate::format::records::{self, ExtentValue, ItemKind, Key, EXTENT_BLOCKS_MAX};
 use crate::ns::item;
 use crate::ns::pages::PAGE_BYTES;
 use crate::types::{BlockNo, Ino, LayerId, FILE_SIZE_MAX};
@@ -24,16 +28,18 @@ use crate::types::{BlockNo, Ino, LayerId, FILE_SIZE_MAX};
 pub const FILE_BLOCKS_MAX: u64 = FILE_SIZE_MAX / PAGE_BYTES;
 
 /// One extent of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Extent {
     /// First file block mapped.
     pub start: u64,
-    /// Blocks mapped (at least 1).
+    /// Blocks mapped (1 to `EXTENT_BLOCKS_MAX`).
     pub count: u64,
     /// Disk block of `start`.
     pub disk: BlockNo,
     /// The layer that allocated the blocks.
     pub owner: LayerId,
+    /// The crc32c of each block, `count` of them (shared by the clones a cursor hands out).
+    pub crcs: Arc<[u32]>,
 }
 
 impl Extent {
@@ -46,6 +52,27 @@ impl Extent {
     pub fn disk_of(&self, index: u64) -> BlockNo {
         debug_assert!(self.start <= index && index <= self.last());
         BlockNo(self.disk.0 + (index - self.start))
+    }
+
+    /// The checksum of file block `index` (which the extent covers).
+    pub fn crc_of(&self, index: u64) -> u32 {
+        debug_assert!(self.start <= index && index <= self.last());
+        let at = usize::try_from(index - self.start).unwrap_or(usize::MAX);
+        self.crcs.get(at).copied().unwrap_or_default()
+    }
+
+    /// The part of this extent that maps file blocks `first..end` (which it must cover).
+    fn slice(&self, first: u64, end: u64) -> Extent {
+        assert!(self.start <= first && first < end && end <= self.last() + 1, "slice inside");
+        let from = usize::try_from(first - self.start).unwrap_or(0);
+        let to = usize::try_from(end - self.start).unwrap_or(0);
+        Extent {
+            start: first,
+            count: end - first,
+            disk: self.disk_of(first),
+            owner: self.owner,
+            crcs: self.crcs.get(from..to).unwrap_or_default().into(),
+        }
     }
 
     /// Validates and decodes an extent item of `ino`.
@@ -61,7 +88,13 @@ impl Extent {
                 format!("extent ending at block {last} is out of range"),
             ));
         }
-        Ok(Extent { start: last - (v.count - 1), count: v.count, disk: v.disk, owner: v.owner })
+        Ok(Extent {
+            start: last - (v.count - 1),
+            count: v.count,
+            disk: v.disk,
+            owner: v.owner,
+            crcs: v.crcs.into(),
+        })
     }
 }
 
@@ -94,9 +127,9 @@ impl ExtentCursor {
 
     /// The extent covering file block `index`, `None` for a hole.
     pub fn at(&mut self, ctx: &LayerCtx<'_>, index: u64) -> Result<Option<Extent>> {
-        if let Some((start, end, extent)) = self.span {
-            if start <= index && index < end {
-                return Ok(extent);
+        if let Some((start, end, extent)) = &self.span {
+            if *start <= index && index < *end {
+                return Ok(extent.clone());
             }
         }
         let span = match find_extent(ctx, self.ino, index)? {
@@ -104,14 +137,20 @@ impl ExtentCursor {
             Some(e) if e.start > index => (index, e.start, None),
             Some(e) => (e.start, e.last() + 1, Some(e)),
         };
+        let extent = span.2.clone();
         self.span = Some(span);
-        Ok(span.2)
+        Ok(extent)
     }
 }
 
 fn put_extent(ctx: &mut LayerCtx<'_>, ino: Ino, extent: &Extent) -> Result<()> {
     assert!(extent.count >= 1 && extent.last() < FILE_BLOCKS_MAX, "extent inside the file");
-    let value = ExtentValue { disk: extent.disk, count: extent.count, owner: extent.owner };
+    let value = ExtentValue {
+        disk: extent.disk,
+        count: extent.count,
+        owner: extent.owner,
+        crcs: extent.crcs.to_vec(),
+    };
     item::put(ctx, &records::extent_key(ino, extent.last()), &records::encode_extent(&value))?;
     Ok(())
 }
@@ -134,17 +173,10 @@ pub(crate) fn punch(ctx: &mut LayerCtx<'_>, ino: Ino, first: u64, end: u64) -> R
         }
         remove_extent(ctx, ino, &extent)?;
         if extent.start < first {
-            let left = Extent { count: first - extent.start, ..extent };
-            put_extent(ctx, ino, &left)?;
+            put_extent(ctx, ino, &extent.slice(extent.start, first))?;
         }
         if extent.last() >= end {
-            let right = Extent {
-                start: end,
-                count: extent.last() - end + 1,
-                disk: extent.disk_of(end),
-                owner: extent.owner,
-            };
-            put_extent(ctx, ino, &right)?;
+            put_extent(ctx, ino, &extent.slice(end, extent.last() + 1))?;
         }
         let cut_start = extent.start.max(first);
         let cut_count = (extent.last() + 1).min(end) - cut_start;
@@ -156,41 +188,47 @@ pub(crate) fn punch(ctx: &mut LayerCtx<'_>, ino: Ino, first: u64, end: u64) -> R
     Err(Error::corrupt(0, format!("extent map of inode {} does not shrink", ino.0)))
 }
 
-/// Maps the unmapped file blocks `start..start + count` of `ino` to the layer's new disk blocks
-/// `disk..`, merging with a neighbour extent of the layer that continues on disk.
+/// Maps the unmapped file blocks `start..start + crcs.len()` of `ino` to the layer's new disk
+/// blocks `disk..`, whose checksums are `crcs` (at most `EXTENT_BLOCKS_MAX` of them), merging
+/// with a neighbour extent of the layer that continues on disk while the result stays within
+/// `EXTENT_BLOCKS_MAX` blocks.
 pub(crate) fn map_new(
     ctx: &mut LayerCtx<'_>,
     ino: Ino,
     start: u64,
     disk: BlockNo,
-    count: u64,
+    crcs: Vec<u32>,
 ) -> Result<()> {
-    let mut new = Extent { start, count, disk, owner: ctx.layer };
-    let continues = |a: &Extent, b: &Extent| {
+    let count = crcs.len() as u64;
+    assert!((1..=EXTENT_BLOCKS_MAX).contains(&count), "a new extent of 1 to 256 blocks");
+    let mut new = Extent { start, count, disk, owner: ctx.layer, crcs: crcs.into() };
+    let joins = |a: &Extent, b: &Extent| {
         a.owner == b.owner
             && a.last() + 1 == b.start
             && a.disk.0.checked_add(a.count) == Some(b.disk.0)
+            && a.count + b.count <= EXTENT_BLOCKS_MAX
     };
     if let Some(before) = start.checked_sub(1) {
         if let Some(prev) = find_extent(ctx, ino, before)? {
-            if continues(&prev, &new) {
+            if joins(&prev, &new) {
                 remove_extent(ctx, ino, &prev)?;
-                new = Extent {
-                    start: prev.start,
-                    count: prev.count + new.count,
-                    disk: prev.disk,
-                    ..new
-                };
+                new = joined(&prev, &new);
             }
         }
     }
     if let Some(next) = find_extent(ctx, ino, new.last() + 1)? {
-        if continues(&new, &next) {
+        if joins(&new, &next) {
             remove_extent(ctx, ino, &next)?;
-            new.count += next.count;
+            new = joined(&new, &next);
         }
     }
     put_extent(ctx, ino, &new)
+}
+
+/// `a` followed by `b`, which continues it in the file and on disk.
+fn joined(a: &Extent, b: &Extent) -> Extent {
+    let crcs: Vec<u32> = a.crcs.iter().chain(b.crcs.iter()).copied().collect();
+    Extent { start: a.start, count: a.count + b.count, disk: a.disk, owner: a.owner, crcs: crcs.into() }
 }
 
 /// The data extent `(first block, count)` an item names, if it is an extent owned by `owner`.

@@ -1,8 +1,10 @@
 //! Delayed allocation: the checkpoint turns a layer's dirty pages into extents.
 //!
 //! Pages are taken in (inode, page index) order as runs of consecutive pages of one file. A run
-//! of nonzero pages gets contiguous blocks (as many as the allocator gives at once, so a file
-//! written once and flushed once gets one extent); a run of all-zero pages becomes a hole. Either
+//! of nonzero pages gets contiguous blocks, `EXTENT_BLOCKS_MAX` at a time (the allocator's next
+//! fit keeps them consecutive, so a file written once and flushed once gets one extent per
+//! 256 blocks, contiguous on disk), each block's crc32c going into its extent; a run of
+//! all-zero pages becomes a hole. Either
 //! way the old extents under the run are unmapped first (their blocks freed if the layer owns
 //! them; an ancestor's blocks are only no longer referenced).
 //!
@@ -15,6 +17,7 @@
 
 use crate::ctx::{DataSpace, LayerCtx};
 use crate::error::{Error, Result};
+use crate::format::records::{data_crc, EXTENT_BLOCKS_MAX};
 use crate::ns::{extent, item};
 use crate::types::{BlockNo, Ino};
 
@@ -55,14 +58,15 @@ fn flush_run(
     let mut index = first;
     let end = first + count;
     while index < end {
-        let (disk, got) = space.allocate(end - index)?;
-        if got == 0 || got > end - index {
+        let want = (end - index).min(EXTENT_BLOCKS_MAX);
+        let (disk, got) = space.allocate(want)?;
+        if got == 0 || got > want {
             return Err(Error::corrupt(0, format!("allocator returned {got} blocks")));
         }
         let placed = item::atomically(ctx, |ctx| {
-            write_blocks(ctx, space, ino, index, disk, got)?;
+            let crcs = write_blocks(ctx, space, ino, index, disk, got)?;
             extent::punch(ctx, ino, index, index + got)?;
-            extent::map_new(ctx, ino, index, disk, got)
+            extent::map_new(ctx, ino, index, disk, crcs)
         });
         if let Err(e) = placed {
             ctx.freed_extents.push((disk, got));
@@ -76,7 +80,7 @@ fn flush_run(
     Ok(())
 }
 
-/// Writes pages `index..index + count` of `ino` to blocks `disk..`.
+/// Writes pages `index..index + count` of `ino` to blocks `disk..`; returns their checksums.
 fn write_blocks(
     ctx: &LayerCtx<'_>,
     space: &mut dyn DataSpace,
@@ -84,13 +88,15 @@ fn write_blocks(
     index: u64,
     disk: BlockNo,
     count: u64,
-) -> Result<()> {
+) -> Result<Vec<u32>> {
+    let mut crcs = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     for i in 0..count {
         let page = ctx
             .pages
             .get(ino, index + i)
             .ok_or_else(|| Error::corrupt(0, "dirty run lost a page"))?;
         space.write_block(BlockNo(disk.0 + i), page)?;
+        crcs.push(data_crc(page));
     }
-    Ok(())
+    Ok(crcs)
 }

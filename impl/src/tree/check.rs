@@ -55,11 +55,11 @@ impl Tree {
         while let Some(Pending { node: at, level, lower, upper }) = stack.pop() {
             let node = resolve(store, &at, level)?;
             let block = match at {
-                NodeRef::Disk(b) => {
-                    if !visit(b, &node)? {
+                NodeRef::Disk(ptr) => {
+                    if !visit(ptr.block, &node)? {
                         continue;
                     }
-                    b.0
+                    ptr.block.0
                 }
                 NodeRef::Mem(_) => 0,
             };

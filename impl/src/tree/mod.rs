@@ -16,6 +16,10 @@
 //! - a node in memory (`NodeRef::Mem`) is private to the tree holding it (clones of a dirty
 //!   tree share it until one of them changes it, which copies it) and owned by the layer that
 //!   modifies that tree; a node on disk (`NodeRef::Disk`) is immutable;
+//! - a pointer to a node on disk (`NodePtr`) names its block and the generation that wrote it;
+//!   every load checks both (the block's header names the block, the generation matches), so a
+//!   block that still holds an older valid node (a lost or misdirected write) is `Corrupt`,
+//!   never read as if it were current;
 //! - modifying a tree copies the path from the root to the leaf (shadowing), plus, on a remove,
 //!   the sibling leaf a small leaf merges with; a replaced on-disk node whose header owner is the
 //!   modifying layer is reported in `freed` (its block becomes free after the next durable
@@ -55,10 +59,24 @@ pub const VALUE_MAX: usize = 1100;
 /// Deepest tree a reader accepts.
 pub const DEPTH_MAX: usize = 16;
 
+/// A node on disk: its block and the checkpoint generation that wrote it (which the block's
+/// header must repeat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodePtr {
+    pub block: BlockNo,
+    pub generation: Generation,
+}
+
+impl NodePtr {
+    /// No node (block 0 is a superblock slot, never a node): a placeholder until a tree is
+    /// written.
+    pub const NONE: NodePtr = NodePtr { block: BlockNo(0), generation: Generation(0) };
+}
+
 /// Where a child lives: on disk (immutable) or in memory (dirty, not yet written).
 #[derive(Clone, Debug)]
 pub enum NodeRef {
-    Disk(BlockNo),
+    Disk(NodePtr),
     Mem(Arc<Node>),
 }
 
@@ -97,13 +115,13 @@ impl Tree {
         Tree { root: NodeRef::Mem(Arc::new(Node::empty_leaf(owner))) }
     }
 
-    /// The tree whose root node is at `block`.
-    pub fn from_root(block: BlockNo) -> Tree {
-        Tree { root: NodeRef::Disk(block) }
+    /// The tree whose root node is at `root`.
+    pub fn from_root(root: NodePtr) -> Tree {
+        Tree { root: NodeRef::Disk(root) }
     }
 
-    /// The root block if the whole tree is on disk, `None` while anything is dirty.
-    pub fn root_block(&self) -> Option<BlockNo> {
+    /// The root if the whole tree is on disk, `None` while anything is dirty.
+    pub fn root_block(&self) -> Option<NodePtr> {
         match &self.root {
             NodeRef::Disk(b) => Some(*b),
             NodeRef::Mem(_) => None,
@@ -159,13 +177,13 @@ impl Tree {
     }
 
     /// Writes every dirty node bottom-up to blocks from `writer`, sealed with `generation`, and
-    /// returns the new root block. Afterwards the tree is clean (`root_block` is `Some`). On an
+    /// returns the new root. Afterwards the tree is clean (`root_block` is `Some`). On an
     /// error the tree is unchanged (blocks already allocated are the caller's to reclaim).
     pub fn write_dirty(
         &mut self,
         writer: &mut dyn NodeWriter,
         generation: Generation,
-    ) -> Result<BlockNo> {
+    ) -> Result<NodePtr> {
         self.write_nodes(writer, generation)
     }
 

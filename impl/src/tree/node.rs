@@ -11,7 +11,7 @@
 //!     50    2 count        number of entries (at least 1 in an internal node)
 //!     52      entries, packed, keys strictly increasing (bytewise):
 //!               leaf entry      key_len u16 | value_len u16 | key | value
-//!               internal entry  key_len u16 | child u64     | key
+//!               internal entry  key_len u16 | child u64 | child_generation u64 | key
 //!             key_len <= KEY_MAX, value_len <= VALUE_MAX
 //!   rest      zero up to the end of the block
 //! ```
@@ -26,7 +26,10 @@
 //!   are zero), and returns `Error::Corrupt` for anything else; it never panics;
 //! - a node that `fits` encodes into one block; `split` turns a node that overflows by at most
 //!   one entry into two that fit (the `const` assertions below are the arithmetic of that claim);
-//! - a decoded node's children are all `NodeRef::Disk`.
+//! - a decoded node's children are all `NodeRef::Disk`, each with the generation the child's
+//!   header must carry (`resolve` checks it: a stale child is `Corrupt`);
+//! - a node decoded from a block carries that block's generation; a node built in memory has
+//!   generation 0 until `write_dirty` seals it.
 
 use std::sync::Arc;
 
@@ -35,14 +38,14 @@ use crate::format::cursor::{Reader, Writer};
 use crate::format::header::{self, BlockKind, Header, BLOCK_SIZE, PAYLOAD_SIZE};
 use crate::types::{BlockNo, Generation, LayerId};
 
-use super::{NodeRef, DEPTH_MAX, KEY_MAX, VALUE_MAX};
+use super::{NodePtr, NodeRef, DEPTH_MAX, KEY_MAX, VALUE_MAX};
 
 /// Bytes of the node header inside the payload (level, reserved, count).
 const NODE_HEADER_SIZE: usize = 4;
 /// Bytes of a leaf entry besides its key and value.
 const LEAF_ENTRY_OVERHEAD: usize = 4;
 /// Bytes of an internal entry besides its key.
-const INTERNAL_ENTRY_OVERHEAD: usize = 10;
+const INTERNAL_ENTRY_OVERHEAD: usize = 18;
 /// Bytes available to the entries of one node.
 pub(crate) const ENTRIES_CAPACITY: usize = PAYLOAD_SIZE - NODE_HEADER_SIZE;
 /// The largest internal entry.
@@ -83,18 +86,30 @@ pub(crate) enum Body {
 #[derive(Clone, Debug)]
 pub struct Node {
     pub(crate) owner: LayerId,
+    /// The generation that wrote the node's block (0 for a node not yet written).
+    pub(crate) generation: Generation,
     pub(crate) body: Body,
 }
 
 impl Node {
+    /// A node built in memory (not yet written: generation 0).
+    pub(crate) fn new(owner: LayerId, body: Body) -> Node {
+        Node { owner, generation: Generation(0), body }
+    }
+
     /// An empty leaf owned by `owner`.
     pub(crate) fn empty_leaf(owner: LayerId) -> Node {
-        Node { owner, body: Body::Leaf(Vec::new()) }
+        Node::new(owner, Body::Leaf(Vec::new()))
     }
 
     /// The layer that allocated this node.
     pub fn owner(&self) -> LayerId {
         self.owner
+    }
+
+    /// The generation that wrote this node (0 for a node not yet written).
+    pub fn generation(&self) -> Generation {
+        self.generation
     }
 
     /// 0 for a leaf, the height above the leaves for an internal node.
@@ -233,7 +248,7 @@ impl Node {
                 (key, Body::Internal { level: *level, children: right })
             }
         };
-        (key, Node { owner, body })
+        (key, Node::new(owner, body))
     }
 
     /// Encodes this node as a sealed block numbered `block`, written in `generation`, with the
@@ -265,7 +280,8 @@ impl Node {
                     };
                     assert!(child.key.len() <= KEY_MAX);
                     w.u16(child.key.len() as u16);
-                    w.u64(at.0);
+                    w.u64(at.block.0);
+                    w.u64(at.generation.0);
                     w.bytes(&child.key);
                 }
                 BlockKind::TreeInternal
@@ -309,7 +325,7 @@ impl Node {
         if rest.iter().any(|&b| b != 0) {
             return Err(corrupt("bytes after the last entry are not zero".into()));
         }
-        Ok(Node { owner: header.owner, body })
+        Ok(Node { owner: header.owner, generation: header.generation, body })
     }
 }
 
@@ -351,6 +367,7 @@ fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<V
     for _ in 0..count {
         let key_len = check_len(r.u16()?, KEY_MAX, "separator key", block)?;
         let child = BlockNo(r.u64()?);
+        let generation = Generation(r.u64()?);
         let key = r.bytes(key_len)?;
         if child == block {
             return Err(Error::corrupt(block.0, "a tree node points to itself"));
@@ -359,7 +376,8 @@ fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<V
             return Err(Error::corrupt(block.0, "first separator of an internal node not empty"));
         }
         check_order(children.last().map(|c| &c.key), key, block)?;
-        children.push(Child { key: key.to_vec(), node: NodeRef::Disk(child) });
+        let node = NodeRef::Disk(NodePtr { block: child, generation });
+        children.push(Child { key: key.to_vec(), node });
     }
     Ok(children)
 }
@@ -378,7 +396,9 @@ fn entry_sizes(body: &Body) -> Box<dyn Iterator<Item = usize> + '_> {
 
 /// The node `node` refers to, loaded through `store` if it is on disk, checked to be at
 /// `level` when given (a child must be exactly one level below its parent: this is what bounds
-/// every descent by `DEPTH_MAX` and rules out cycles).
+/// every descent by `DEPTH_MAX` and rules out cycles), and, on disk, to carry the generation
+/// its pointer expects (else the block holds another version of the node: a stale block left
+/// by a lost or misdirected write).
 pub(crate) fn resolve(
     store: &dyn super::NodeStore,
     node: &NodeRef,
@@ -386,7 +406,20 @@ pub(crate) fn resolve(
 ) -> Result<Arc<Node>> {
     let (loaded, block) = match node {
         NodeRef::Mem(node) => (Arc::clone(node), 0),
-        NodeRef::Disk(block) => (store.load(*block)?, block.0),
+        NodeRef::Disk(at) => {
+            let loaded = store.load(at.block)?;
+            if loaded.generation != at.generation {
+                return Err(Error::corrupt(
+                    at.block.0,
+                    format!(
+                        "stale block: holds a node of generation {} where generation {} was \
+                         expected (a lost or misdirected write)",
+                        loaded.generation.0, at.generation.0
+                    ),
+                ));
+            }
+            (loaded, at.block.0)
+        }
     };
     match level {
         Some(want) if loaded.level() != want => Err(Error::corrupt(

@@ -21,11 +21,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::header::PAYLOAD_SIZE;
-use crate::types::{BlockNo, LayerId};
+use crate::types::{BlockNo, Generation, LayerId};
 
 use super::node::{resolve, Body, Child, Item, Node, INTERNAL_ENTRY_MAX, LEAF_ENTRY_MAX};
 use super::shrink::{self, Merge};
-use super::{NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
+use super::{NodePtr, NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
 
 /// One node of a descent and the index taken in it (the child, or the item slot of the leaf).
 pub(super) struct Step {
@@ -162,7 +162,7 @@ fn take_path(
     freed: &mut Vec<BlockNo>,
 ) -> Vec<Frame> {
     // The root is rebuilt before the update returns; until then it holds a placeholder.
-    let mut slot = Some(std::mem::replace(root, NodeRef::Disk(BlockNo(0))));
+    let mut slot = Some(std::mem::replace(root, NodeRef::Disk(NodePtr::NONE)));
     let mut frames = Vec::with_capacity(steps.len());
     for step in steps {
         let Some(origin) = slot.take() else { break };
@@ -192,14 +192,15 @@ pub(super) fn own(
             drop(loaded);
             Arc::unwrap_or_clone(node)
         }
-        NodeRef::Disk(block) => {
+        NodeRef::Disk(at) => {
             if loaded.owner == owner {
-                freed.push(block);
+                freed.push(at.block);
             }
             Node::clone(&loaded)
         }
     };
     node.owner = owner;
+    node.generation = Generation(0);
     node
 }
 
@@ -246,7 +247,7 @@ fn rebuild(
             let level = left.level() + 1;
             assert!(usize::from(level) < DEPTH_MAX, "root split past DEPTH_MAX");
             let children = vec![mem_child(Vec::new(), left), mem_child(key, right)];
-            NodeRef::Mem(Arc::new(Node { owner, body: Body::Internal { level, children } }))
+            NodeRef::Mem(Arc::new(Node::new(owner, Body::Internal { level, children })))
         }
     }
 }

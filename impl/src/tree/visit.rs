@@ -31,8 +31,8 @@ impl Tree {
             if node.owner != owner {
                 continue;
             }
-            if let NodeRef::Disk(block) = at {
-                visit(Owned::Node(block))?;
+            if let NodeRef::Disk(ptr) = at {
+                visit(Owned::Node(ptr.block))?;
             }
             match &node.body {
                 Body::Leaf(items) => {

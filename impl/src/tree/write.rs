@@ -13,15 +13,15 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::types::{BlockNo, Generation};
+use crate::types::Generation;
 
 use super::node::{Body, Child, Node};
-use super::{NodeRef, NodeWriter, Tree, DEPTH_MAX};
+use super::{NodePtr, NodeRef, NodeWriter, Tree, DEPTH_MAX};
 
 /// A Mem node being written and the blocks of its children written so far.
 struct Frame {
     node: Arc<Node>,
-    blocks: Vec<BlockNo>,
+    blocks: Vec<NodePtr>,
 }
 
 impl Tree {
@@ -30,7 +30,7 @@ impl Tree {
         &mut self,
         writer: &mut dyn NodeWriter,
         generation: Generation,
-    ) -> Result<BlockNo> {
+    ) -> Result<NodePtr> {
         let root = match &self.root {
             NodeRef::Disk(block) => return Ok(*block),
             NodeRef::Mem(node) => Arc::clone(node),
@@ -71,8 +71,8 @@ fn write_node(
     writer: &mut dyn NodeWriter,
     generation: Generation,
     node: &Node,
-    blocks: Vec<BlockNo>,
-) -> Result<BlockNo> {
+    blocks: Vec<NodePtr>,
+) -> Result<NodePtr> {
     let body = match &node.body {
         Body::Leaf(items) => Body::Leaf(items.clone()),
         Body::Internal { level, children } => {
@@ -85,9 +85,9 @@ fn write_node(
             Body::Internal { level: *level, children }
         }
     };
-    let on_disk = Arc::new(Node { owner: node.owner, body });
+    let on_disk = Arc::new(Node { owner: node.owner, generation, body });
     let block = writer.allocate()?;
     let bytes = on_disk.encode(block, generation)?;
     writer.write(block, &bytes, &on_disk)?;
-    Ok(block)
+    Ok(NodePtr { block, generation })
 }

@@ -45,10 +45,11 @@ impl MemData {
 }
 
 impl DataSource for MemData {
-    fn read_block(&self, block: BlockNo, buf: &mut [u8]) -> Result<()> {
+    fn read_block(&self, block: BlockNo, crc: u32, buf: &mut [u8]) -> Result<()> {
         let blocks = self.blocks.borrow();
         let (_, data) =
             blocks.get(&block).ok_or_else(|| Error::corrupt(block.0, "no data block"))?;
+        assert_eq!(crate::format::records::data_crc(data), crc, "extent checksum of {block:?}");
         buf.copy_from_slice(data);
         Ok(())
     }

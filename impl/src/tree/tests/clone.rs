@@ -102,7 +102,7 @@ fn check_visit(child: &Tree, store: &MemNodeStore) {
     for b in &blocks {
         let node = store.load(*b).unwrap();
         allowed.extend(node.children().filter_map(|(_, c)| match c {
-            crate::tree::NodeRef::Disk(b) => Some(*b),
+            crate::tree::NodeRef::Disk(ptr) => Some(ptr.block),
             crate::tree::NodeRef::Mem(_) => None,
         }));
     }

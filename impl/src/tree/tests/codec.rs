@@ -5,12 +5,17 @@
 use quickcheck::quickcheck;
 
 use super::super::node::{Body, Child, Item, Node};
-use super::super::{NodeRef, KEY_MAX, VALUE_MAX};
+use super::super::{NodePtr, NodeRef, KEY_MAX, VALUE_MAX};
 use crate::error::Error;
 use crate::format::header::{self, BlockKind, Header, BLOCK_SIZE};
 use crate::types::{BlockNo, Generation, LayerId};
 
 const AT: BlockNo = BlockNo(77);
+
+/// A pointer to a child on disk at `block`, written in generation 1.
+fn disk(block: u64) -> NodeRef {
+    NodeRef::Disk(NodePtr { block: BlockNo(block), generation: Generation(1) })
+}
 
 /// A leaf from arbitrary entries: clipped to the limits, sorted, deduplicated, cut to fit.
 fn leaf(owner: u64, entries: Vec<(Vec<u8>, Vec<u8>)>, stretch: u16) -> Node {
@@ -25,7 +30,7 @@ fn leaf(owner: u64, entries: Vec<(Vec<u8>, Vec<u8>)>, stretch: u16) -> Node {
         .collect();
     items.sort_by(|a, b| a.key.cmp(&b.key));
     items.dedup_by(|a, b| a.key == b.key);
-    let mut node = Node { owner: LayerId(owner), body: Body::Leaf(Vec::new()) };
+    let mut node = Node::new(LayerId(owner), Body::Leaf(Vec::new()));
     for item in items {
         if let Body::Leaf(items) = &mut node.body {
             items.push(item);
@@ -47,17 +52,17 @@ fn internal(owner: u64, level: u8, entries: Vec<(Vec<u8>, u64)>) -> Node {
         .filter(|(_, block)| *block != AT.0)
         .map(|(mut key, block)| {
             key.truncate(KEY_MAX);
-            Child { key, node: NodeRef::Disk(BlockNo(block)) }
+            Child { key, node: disk(block) }
         })
         .collect();
     children.sort_by(|a, b| a.key.cmp(&b.key));
     children.dedup_by(|a, b| a.key == b.key);
     match children.first_mut() {
         Some(first) => first.key.clear(),
-        None => children.push(Child { key: Vec::new(), node: NodeRef::Disk(BlockNo(5)) }),
+        None => children.push(Child { key: Vec::new(), node: disk(5) }),
     }
     children.dedup_by(|a, b| a.key == b.key);
-    let mut node = Node { owner: LayerId(owner), body: Body::Internal { level, children } };
+    let mut node = Node::new(LayerId(owner), Body::Internal { level, children });
     while !node.fits() {
         if let Body::Internal { children, .. } = &mut node.body {
             children.pop();
@@ -141,17 +146,17 @@ quickcheck! {
 fn full_nodes_of_largest_entries_round_trip() {
     let items: Vec<Item> =
         (0u8..2).map(|i| Item { key: vec![i; KEY_MAX], value: vec![i; VALUE_MAX] }).collect();
-    let node = Node { owner: LayerId(1), body: Body::Leaf(items) };
+    let node = Node::new(LayerId(1), Body::Leaf(items));
     assert!(node.fits());
     assert!(round_trips(&node));
     let children: Vec<Child> = (0u16..13)
         .map(|i| {
             let mut key = i.to_be_bytes().to_vec();
             key.resize(if i == 0 { 0 } else { KEY_MAX }, 0);
-            Child { key, node: NodeRef::Disk(BlockNo(100 + u64::from(i))) }
+            Child { key, node: disk(100 + u64::from(i)) }
         })
         .collect();
-    let node = Node { owner: LayerId(1), body: Body::Internal { level: 15, children } };
+    let node = Node::new(LayerId(1), Body::Internal { level: 15, children });
     assert!(node.fits());
     assert!(round_trips(&node));
 }
@@ -165,7 +170,7 @@ fn an_empty_leaf_round_trips() {
 fn encoding_a_node_with_a_child_in_memory_is_refused() {
     let child = NodeRef::Mem(std::sync::Arc::new(Node::empty_leaf(LayerId(1))));
     let children = vec![Child { key: Vec::new(), node: child }];
-    let node = Node { owner: LayerId(1), body: Body::Internal { level: 1, children } };
+    let node = Node::new(LayerId(1), Body::Internal { level: 1, children });
     assert!(matches!(node.encode(AT, Generation(1)), Err(Error::InvalidArgument(_))));
 }
 
@@ -183,6 +188,7 @@ fn each_layout_rule_is_enforced() {
     let child_entry = |k: &[u8], b: u64| {
         let mut e = (k.len() as u16).to_le_bytes().to_vec();
         e.extend(b.to_le_bytes());
+        e.extend(1u64.to_le_bytes());
         e.extend(k);
         e
     };

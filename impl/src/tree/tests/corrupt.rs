@@ -1,5 +1,6 @@
 //! Corrupt trees: a missing child, a pointer back up the tree (a cycle), a flipped bit, a
-//! misdirected block. Every operation returns an error (never a panic, a loop or a stack
+//! misdirected block, a stale block (an older valid version of the node, left by a lost or
+//! misdirected write). Every operation returns an error (never a panic, a loop or a stack
 //! overflow), and a failed update leaves the tree as it was. Also the depth bound: the deepest
 //! tree a reader accepts works, and an insert that would go deeper is refused.
 
@@ -10,7 +11,7 @@ use super::{build, key, Rng};
 use crate::error::Error;
 use crate::format::header::{BlockKind, Header};
 use crate::tree::node::{Body, Child, Item, Node};
-use crate::tree::{MemNodeStore, NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX};
+use crate::tree::{MemNodeStore, NodePtr, NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX};
 use crate::types::{BlockNo, Generation, LayerId};
 
 const OWNER: LayerId = LayerId(1);
@@ -27,7 +28,7 @@ fn deep_tree() -> (MemNodeStore, Tree) {
 fn first_child(store: &MemNodeStore, block: BlockNo) -> BlockNo {
     let node = store.load(block).unwrap();
     let child = match node.children().next() {
-        Some((_, NodeRef::Disk(b))) => *b,
+        Some((_, NodeRef::Disk(ptr))) => ptr.block,
         _ => panic!("{block:?} has no child on disk"),
     };
     child
@@ -64,7 +65,7 @@ fn everything_fails(tree: &Tree, store: &mut MemNodeStore, probe: &[u8]) {
 #[test]
 fn a_missing_child_is_an_error() {
     let (mut store, tree) = deep_tree();
-    let root = tree.root_block().unwrap();
+    let root = tree.root_block().unwrap().block;
     let leaf = first_leaf(&store, root);
     let probe = store.load(leaf).unwrap().items().next().unwrap().0.to_vec();
     assert!(store.free(leaf));
@@ -74,7 +75,7 @@ fn a_missing_child_is_an_error() {
 #[test]
 fn a_pointer_back_to_the_root_is_an_error_not_a_loop() {
     let (mut store, tree) = deep_tree();
-    let root = tree.root_block().unwrap();
+    let root = tree.root_block().unwrap().block;
     let grandchild = first_child(&store, first_child(&store, root));
     let probe = key(0);
     // The grandchild's block now holds a copy of the root: a cycle root -> child -> root.
@@ -86,7 +87,7 @@ fn a_pointer_back_to_the_root_is_an_error_not_a_loop() {
 #[test]
 fn a_flipped_bit_in_a_leaf_is_an_error() {
     let (mut store, tree) = deep_tree();
-    let root = tree.root_block().unwrap();
+    let root = tree.root_block().unwrap().block;
     let leaf = first_leaf(&store, root);
     let probe = store.load(leaf).unwrap().items().next().unwrap().0.to_vec();
     store.bytes_mut(leaf).unwrap()[1000] ^= 0x10;
@@ -96,7 +97,7 @@ fn a_flipped_bit_in_a_leaf_is_an_error() {
 #[test]
 fn a_misdirected_block_is_an_error() {
     let (mut store, tree) = deep_tree();
-    let root = tree.root_block().unwrap();
+    let root = tree.root_block().unwrap().block;
     let leaf = first_leaf(&store, root);
     let child = first_child(&store, root);
     let probe = store.load(leaf).unwrap().items().next().unwrap().0.to_vec();
@@ -105,20 +106,37 @@ fn a_misdirected_block_is_an_error() {
     everything_fails(&tree, &mut store, &probe);
 }
 
+/// A write of a leaf that never reached its block (lost, or misdirected elsewhere) leaves the
+/// block's previous content: a valid node, sealed for that very block, but of an earlier
+/// generation. The parent's pointer says which generation it expects, so this is an error.
+#[test]
+fn a_stale_block_is_an_error() {
+    let (mut store, tree) = deep_tree();
+    let root = tree.root_block().unwrap().block;
+    let leaf = first_leaf(&store, root);
+    let node = store.load(leaf).unwrap();
+    let probe = node.items().next().unwrap().0.to_vec();
+    // What the block held one checkpoint earlier: the same node without its last item.
+    let mut older = Node::clone(&node);
+    if let Body::Leaf(items) = &mut older.body {
+        items.pop();
+    }
+    store.put(leaf, older.encode(leaf, Generation(0)).unwrap());
+    assert!(Node::decode(store.bytes_mut(leaf).unwrap(), leaf).is_ok(), "a valid node");
+    everything_fails(&tree, &mut store, &probe);
+}
+
 /// A chain of `DEPTH_MAX` levels, blocks 100 (the leaf) to 100 + DEPTH_MAX - 1 (the root),
 /// whose root has `root_children` children (all the same subtree) under separators of
 /// `KEY_MAX` bytes.
 fn deepest_tree(root_children: u8) -> (MemNodeStore, Tree) {
     let mut store = MemNodeStore::new();
-    let leaf = Node {
-        owner: OWNER,
-        body: Body::Leaf(vec![Item { key: b"k".to_vec(), value: b"v".to_vec() }]),
-    };
+    let leaf = Node::new(OWNER, Body::Leaf(vec![Item { key: b"k".to_vec(), value: b"v".to_vec() }]));
     store.put(BlockNo(100), leaf.encode(BlockNo(100), Generation(1)).unwrap());
     let top = DEPTH_MAX as u8 - 1;
     for level in 1..=top {
         let block = BlockNo(100 + u64::from(level));
-        let below = NodeRef::Disk(BlockNo(block.0 - 1));
+        let below = NodeRef::Disk(NodePtr { block: BlockNo(block.0 - 1), generation: Generation(1) });
         let children = if level < top {
             vec![Child { key: Vec::new(), node: below }]
         } else {
@@ -130,10 +148,11 @@ fn deepest_tree(root_children: u8) -> (MemNodeStore, Tree) {
                 })
                 .collect()
         };
-        let node = Node { owner: OWNER, body: Body::Internal { level, children } };
+        let node = Node::new(OWNER, Body::Internal { level, children });
         store.put(block, node.encode(block, Generation(1)).unwrap());
     }
-    (store, Tree::from_root(BlockNo(100 + u64::from(top))))
+    let root = NodePtr { block: BlockNo(100 + u64::from(top)), generation: Generation(1) };
+    (store, Tree::from_root(root))
 }
 
 #[test]
@@ -144,7 +163,7 @@ fn the_deepest_tree_reads_and_a_deeper_one_is_refused() {
 
     // A root one level deeper than allowed does not decode.
     let mut bytes = store
-        .load(tree.root_block().unwrap())
+        .load(tree.root_block().unwrap().block)
         .unwrap()
         .encode(BlockNo(200), Generation(1))
         .unwrap();
@@ -161,7 +180,7 @@ fn the_deepest_tree_reads_and_a_deeper_one_is_refused() {
 
 #[test]
 fn an_insert_that_could_deepen_a_tree_at_depth_max_is_refused() {
-    let (store, mut tree) = deepest_tree(14);
+    let (store, mut tree) = deepest_tree(13);
     let root = tree.root_block();
     let mut freed = Vec::new();
     let e = tree.insert(&store, OWNER, b"new", b"v", &mut freed);

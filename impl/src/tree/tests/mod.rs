@@ -107,10 +107,11 @@ pub(super) fn reachable(tree: &Tree, store: &dyn NodeStore) -> BTreeMap<BlockNo,
     let mut stack = vec![tree.root.clone()];
     while let Some(at) = stack.pop() {
         let node = match &at {
-            NodeRef::Disk(b) => store.load(*b).unwrap(),
+            NodeRef::Disk(ptr) => store.load(ptr.block).unwrap(),
             NodeRef::Mem(n) => n.clone(),
         };
-        if let NodeRef::Disk(b) = at {
+        if let NodeRef::Disk(ptr) = at {
+            let b = ptr.block;
             assert!(out.insert(b, node.owner()).is_none(), "block {b:?} reachable twice");
         }
         stack.extend(node.children().map(|(_, child)| child.clone()));
