@@ -15,7 +15,7 @@ mod ops;
 mod usage;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use lcfs_device::BlockDevice;
 
@@ -27,6 +27,7 @@ use crate::format::superblock::{Superblock, FIRST_DATA_BLOCK, LABEL_MAX, MIN_BLO
 use crate::layer::{record_key, LayerRecord};
 use crate::ns::DirtyPages;
 use crate::store::Store;
+use crate::sync::{Mutex, MutexGuard};
 use crate::tree::{NodePtr, Tree};
 use crate::types::{BlockNo, Generation, LayerId, LayerState, Statfs, NAME_MAX};
 
