@@ -77,8 +77,9 @@ fn types(fs: &Fs) -> lcfs::Result<()> {
     let file = fs.mknod(id, dir, b"file", FileType::Regular, 0o644, 0, 1, 2, T)?.ino;
     fs.write(id, file, 0, b"hello, layers", T)?;
     fs.link(id, file, Ino::ROOT, b"hard", T)?;
-    for (i, kind) in
-        [FileType::Fifo, FileType::CharDevice, FileType::BlockDevice, FileType::Socket].into_iter().enumerate()
+    for (i, kind) in [FileType::Fifo, FileType::CharDevice, FileType::BlockDevice, FileType::Socket]
+        .into_iter()
+        .enumerate()
     {
         fs.mknod(id, dir, format!("node{i}").as_bytes(), kind, 0o600, 0x0801, 0, 0, T)?;
     }
@@ -134,7 +135,8 @@ fn chain(fs: &Fs) -> lcfs::Result<()> {
     for depth in 0..4 {
         let name = format!("l{depth}");
         let id = fs.create_layer(&name, parent.as_deref())?;
-        let file = fs.mknod(id, Ino::ROOT, name.as_bytes(), FileType::Regular, 0o644, 0, 0, 0, T)?;
+        let file =
+            fs.mknod(id, Ino::ROOT, name.as_bytes(), FileType::Regular, 0o644, 0, 0, 0, T)?;
         fs.write(id, file.ino, 0, name.as_bytes(), T)?;
         fs.commit_layer(&name)?;
         parent = Some(name);

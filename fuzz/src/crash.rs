@@ -250,7 +250,9 @@ impl CrashCase {
             .collect();
         let expected = model.layers();
         if engine != expected {
-            return Err(format!("layer tables differ:\n  model:  {expected:?}\n  engine: {engine:?}"));
+            return Err(format!(
+                "layer tables differ:\n  model:  {expected:?}\n  engine: {engine:?}"
+            ));
         }
         for info in &expected {
             let want = model.dump_layer(info.id).map_err(|e| format!("{e}"))?;
@@ -282,8 +284,7 @@ impl CrashCase {
                 continue;
             }
             unmounted.map_err(|e| format!("unmount: {e}"))?;
-            let report =
-                lcfs::fsck::check(as_dyn(&self.dev)).map_err(|e| format!("fsck: {e}"))?;
+            let report = lcfs::fsck::check(as_dyn(&self.dev)).map_err(|e| format!("fsck: {e}"))?;
             if !report.is_clean() {
                 return Err(format!("fsck after a clean unmount: {report}"));
             }

@@ -68,7 +68,8 @@ pub fn decode(data: &[u8]) -> (Arc<MemDevice>, u8) {
     let mut block = vec![0u8; BLOCK_SIZE];
     while let Some((head, tail)) = rest.split_first_chunk::<4>() {
         let at = u64::from(u16::from_le_bytes([head[0], head[1]])) % IMAGE_BLOCKS;
-        let len = usize::from(u16::from_le_bytes([head[2], head[3]])).min(BLOCK_SIZE).min(tail.len());
+        let len =
+            usize::from(u16::from_le_bytes([head[2], head[3]])).min(BLOCK_SIZE).min(tail.len());
         block.fill(0);
         block[..len].copy_from_slice(&tail[..len]);
         if flags & FLAG_RESEAL != 0 {

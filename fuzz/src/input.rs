@@ -194,7 +194,9 @@ fn offset(u: &mut Unstructured<'_>) -> Result<u64> {
     Ok(match u.int_in_range(0..=22u8)? {
         0..=19 => length(u)?,
         20..=21 => u.int_in_range(TIB - 65537..=TIB + 65537)?,
-        _ => *u.choose(&[FILE_SIZE_MAX - 4097, FILE_SIZE_MAX - 1, FILE_SIZE_MAX, FILE_SIZE_MAX + 1])?,
+        _ => {
+            *u.choose(&[FILE_SIZE_MAX - 4097, FILE_SIZE_MAX - 1, FILE_SIZE_MAX, FILE_SIZE_MAX + 1])?
+        }
     })
 }
 
@@ -361,7 +363,9 @@ fn data_op(u: &mut Unstructured<'_>) -> Result<Op> {
 
 fn other_op(u: &mut Unstructured<'_>) -> Result<Op> {
     Ok(match u.int_in_range(0..=17u8)? {
-        0..=3 => Op::Read { layer: layer(u)?, ino: file(u)?, offset: offset(u)?, len: length(u)? as u32 },
+        0..=3 => {
+            Op::Read { layer: layer(u)?, ino: file(u)?, offset: offset(u)?, len: length(u)? as u32 }
+        }
         4..=6 => Op::Inspect { layer: layer(u)?, ino: inode(u)? },
         7..=8 => Op::Lookup { layer: layer(u)?, entry: entry(u)? },
         9..=10 => Op::Fsync { layer: layer(u)?, ino: inode(u)? },

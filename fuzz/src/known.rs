@@ -23,10 +23,3 @@ pub fn image_label_not_utf8(dev: &dyn BlockDevice) -> bool {
     let mut buf = vec![0u8; BLOCK_SIZE];
     [0u64, 1].into_iter().any(|slot| dev.read(slot, &mut buf).is_ok() && label_not_utf8(&buf))
 }
-
-/// `a_superblock_in_the_other_generations_slot_is_refused`: the superblock `block`, read
-/// from slot `at`, has a generation that belongs to the other slot.
-pub fn superblock_in_wrong_slot(block: &[u8], at: u64) -> bool {
-    let generation = block.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok());
-    generation.is_some_and(|g| u64::from_le_bytes(g) % 2 != at % 2)
-}
