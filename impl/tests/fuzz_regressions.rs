@@ -40,7 +40,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 /// Found by the `image` target (a timeout in its first 20 s run, minimized with `cargo fuzz
 /// tmin`; the input was in the format before pointers carried generations, so the same damage
 /// is rebuilt here): a layer tree whose last leaf holds keys below its separator (here a
-/// copy of the first leaf in the last one) made `Tree::range` return keys at or below the bound it was asked
+/// copy of the first leaf) made `Tree::range` return keys at or below the bound it was asked
 /// to start after, so fsck's namespace walk and readdir, which page by the last key they saw,
 /// read the same items for ever.
 #[test]
@@ -128,4 +128,40 @@ fn a_label_that_is_not_utf8_is_refused_or_kept_not_a_panic() {
         let _ = fs.checkpoint();
         assert!(fs.label().len() <= 64, "a label of {} bytes", fs.label().len());
     }
+}
+
+/// Found by the `image` target ("fsck says the image is clean, but a walk fails": read of a
+/// file: "extent ending at block 274877906944000 is out of range"): an extent item whose key
+/// names a last file block past the largest file passed fsck, while every read of the file
+/// refused it. fsck now applies the read path's bounds to every extent item.
+#[test]
+fn an_extent_past_the_largest_file_is_reported_by_fsck() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
+    let layer = fs.create_layer("base", None).unwrap();
+    let t = lcfs::Timespec::new(1, 0);
+    let file = fs.mknod(layer, Ino::ROOT, b"f", FileType::Regular, 0o644, 0, 0, 0, t).unwrap();
+    fs.write(layer, file.ino, 0, &[7; 5000], t).unwrap();
+    fs.unmount().unwrap();
+    assert!(lcfs::fsck::check(Arc::clone(&dev)).unwrap().is_clean());
+    // The file's one extent covers file blocks 0..=1; its key ends with the last one.
+    let key = lcfs::format::records::extent_key(file.ino, 1);
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (block, at) = (0..IMAGE_BLOCKS)
+        .find_map(|b| {
+            dev.read(b, &mut buf).ok()?;
+            Node::decode(&buf, BlockNo(b)).ok()?;
+            Some((b, buf.windows(key.len()).position(|w| w == key.as_slice())?))
+        })
+        .expect("the leaf holding the extent");
+    dev.read(block, &mut buf).unwrap();
+    let huge = lcfs::ns::FILE_BLOCKS_MAX + 5;
+    buf[at + key.len() - 8..at + key.len()].copy_from_slice(&huge.to_be_bytes());
+    reseal(&mut buf);
+    dev.write(block, &buf).unwrap();
+    let report = lcfs::fsck::check(Arc::clone(&dev)).unwrap();
+    assert!(!report.is_clean(), "an extent past the largest file: {report}");
+    let fs = Fs::mount(dev, &MountOptions::default()).unwrap();
+    assert!(fs.read(layer, file.ino, 0, 10).is_err(), "reads refuse it too");
 }

@@ -135,8 +135,13 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
             }
             seen.entries.push((dir, name, entry.ino));
         }
-        Key::Extent(ino, _) => {
+        Key::Extent(ino, last) => {
             let e = records::decode_extent(value)?;
+            // What reads accept (`ns::extent`): the file blocks `last - count + 1 ..= last`.
+            if last >= crate::ns::FILE_BLOCKS_MAX || e.count - 1 > last {
+                let what = format!("extent of inode {} ending at file block {last}", ino.0);
+                return Err(crate::error::Error::corrupt(0, format!("{what} is out of range")));
+            }
             seen.extents.push((ino, e.disk.0, e.count, e.owner, e.crcs));
         }
         Key::Orphan(ino) => seen.orphans.push(ino),
