@@ -165,3 +165,35 @@ fn an_extent_past_the_largest_file_is_reported_by_fsck() {
     let fs = Fs::mount(dev, &MountOptions::default()).unwrap();
     assert!(fs.read(layer, file.ino, 0, 10).is_err(), "reads refuse it too");
 }
+
+/// Found by the `image` target ("fsck says the image is clean, but a walk fails": "readdir
+/// says Ino(13) Symlink, lookup says Ino(13) Regular"): a directory entry whose file type
+/// differs from its inode's passed fsck, while readdir and lookup disagreed about the file.
+/// fsck now reports `EntryKindMismatch`.
+#[test]
+fn an_entry_that_gives_its_inode_another_type_is_reported_by_fsck() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
+    let layer = fs.create_layer("base", None).unwrap();
+    let t = lcfs::Timespec::new(1, 0);
+    fs.mknod(layer, Ino::ROOT, b"f", FileType::Regular, 0o644, 0, 0, 0, t).unwrap();
+    fs.unmount().unwrap();
+    // The entry's value follows its key in the leaf: the child (8 bytes), then the type code.
+    let key = lcfs::format::records::dir_entry_key(Ino::ROOT, b"f");
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (block, at) = (0..IMAGE_BLOCKS)
+        .find_map(|b| {
+            dev.read(b, &mut buf).ok()?;
+            Node::decode(&buf, BlockNo(b)).ok()?;
+            Some((b, buf.windows(key.len()).position(|w| w == key.as_slice())?))
+        })
+        .expect("the leaf holding the entry");
+    dev.read(block, &mut buf).unwrap();
+    let code = at + key.len() + 8;
+    buf[code] = lcfs::format::records::type_code(FileType::Symlink);
+    reseal(&mut buf);
+    dev.write(block, &buf).unwrap();
+    let report = lcfs::fsck::check(dev).unwrap();
+    assert!(report.kinds().contains(&lcfs::fsck::IssueKind::EntryKindMismatch), "{report}");
+}

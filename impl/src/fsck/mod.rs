@@ -12,7 +12,7 @@
 //!   its ancestors;
 //! - the layer table: parents exist and are committed, child counts agree;
 //! - each layer's namespace: nlink equals the entries naming the inode (directories: 2 plus
-//!   subdirectories), no entry names a missing inode;
+//!   subdirectories), no entry names a missing inode or gives it another file type;
 //! - counters: the superblock's free count, and the inode and layer counters are past every
 //!   number in use (else a number could be handed out twice).
 //!
@@ -71,6 +71,8 @@ pub enum IssueKind {
     NlinkMismatch,
     /// A directory entry names an inode the layer does not have.
     DanglingEntry,
+    /// A directory entry's file type is not its inode's.
+    EntryKindMismatch,
     /// A counter of the superblock disagrees with what the walk found.
     CountersDisagree,
 }

@@ -20,7 +20,8 @@ struct Seen {
     inodes: HashMap<Ino, (FileType, u32)>,
     names: HashMap<Ino, u32>,
     subdirs: HashMap<Ino, u32>,
-    entries: Vec<(Ino, Vec<u8>, Ino)>,
+    /// Every entry: directory, name, child and the child's type as the entry gives it.
+    entries: Vec<(Ino, Vec<u8>, Ino, FileType)>,
     /// Inodes named by orphan items.
     orphans: Vec<Ino>,
     /// Extents not yet checked: file, first block, count, owner, checksum of each block.
@@ -85,7 +86,17 @@ pub(super) fn check_layer(
         }
         check_extents(&mut seen, store, ancestry, usage, report);
     }
-    for (dir, name, child) in &seen.entries {
+    for (dir, name, child, kind) in &seen.entries {
+        if let Some(&(actual, _)) = seen.inodes.get(child).filter(|(actual, _)| actual != kind) {
+            let what = format!(
+                "entry {:?} in directory {} says inode {} is a {kind:?}, it is a {actual:?}",
+                String::from_utf8_lossy(name),
+                dir.0,
+                child.0
+            );
+            let mismatch = IssueKind::EntryKindMismatch;
+            issue(report, Severity::Error, mismatch, layer, vec![*dir, *child], what);
+        }
         if !seen.inodes.contains_key(child) || !seen.inodes.contains_key(dir) {
             let what = format!(
                 "entry {:?} in directory {} names inode {}, which the layer lacks",
@@ -133,7 +144,7 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
             if entry.kind == FileType::Directory {
                 *seen.subdirs.entry(dir).or_default() += 1;
             }
-            seen.entries.push((dir, name, entry.ino));
+            seen.entries.push((dir, name, entry.ino, entry.kind));
         }
         Key::Extent(ino, last) => {
             let e = records::decode_extent(value)?;
