@@ -107,31 +107,7 @@ impl Harness {
     /// Compares every layer of the model and the engine, and the `statfs` fields the model
     /// fills (block size and longest name).
     pub fn verify(&self) -> Result<(), String> {
-        let fs = self.fs();
-        let (model_statfs, engine_statfs) = (self.model.statfs(), fs.statfs());
-        if (model_statfs.block_size, model_statfs.name_max)
-            != (engine_statfs.block_size, engine_statfs.name_max)
-        {
-            return Err(format!("statfs: model {model_statfs:?}, engine {engine_statfs:?}"));
-        }
-        let engine_layers = fs.layers().map_err(|e| format!("layers: {e}"))?;
-        let engine_layers: Vec<LayerInfo> =
-            engine_layers.into_iter().map(convert::layer_info_back).collect();
-        let model_layers = self.model.layers();
-        if engine_layers != model_layers {
-            return Err(format!(
-                "layer tables differ:\n  model:  {model_layers:?}\n  engine: {engine_layers:?}"
-            ));
-        }
-        for info in &model_layers {
-            let expected = self.model.dump_layer(info.id).map_err(|e| format!("{e}"))?;
-            let got = walk::dump_layer(fs, info, Some(&expected))
-                .map_err(|e| format!("walking layer {:?} of the engine: {e}", info.name))?;
-            if let Some(diff) = diff_layer(&expected, &got) {
-                return Err(diff);
-            }
-        }
-        Ok(())
+        compare_all(&self.model, self.fs())
     }
 
     /// Unmounts cleanly and mounts again over the same device, then compares everything.
@@ -163,6 +139,35 @@ impl Harness {
     }
 }
 
+/// Compares every layer of `model` and `fs` (layer table, then each layer walked whole), and
+/// the `statfs` fields the model fills (block size and longest name).
+pub fn compare_all(model: &Model, fs: &Fs) -> Result<(), String> {
+    let (model_statfs, engine_statfs) = (model.statfs(), fs.statfs());
+    if (model_statfs.block_size, model_statfs.name_max)
+        != (engine_statfs.block_size, engine_statfs.name_max)
+    {
+        return Err(format!("statfs: model {model_statfs:?}, engine {engine_statfs:?}"));
+    }
+    let engine_layers = fs.layers().map_err(|e| format!("layers: {e}"))?;
+    let engine_layers: Vec<LayerInfo> =
+        engine_layers.into_iter().map(convert::layer_info_back).collect();
+    let model_layers = model.layers();
+    if engine_layers != model_layers {
+        return Err(format!(
+            "layer tables differ:\n  model:  {model_layers:?}\n  engine: {engine_layers:?}"
+        ));
+    }
+    for info in &model_layers {
+        let expected = model.dump_layer(info.id).map_err(|e| format!("{e}"))?;
+        let got = walk::dump_layer(fs, info, Some(&expected))
+            .map_err(|e| format!("walking layer {:?} of the engine: {e}", info.name))?;
+        if let Some(diff) = diff_layer(&expected, &got) {
+            return Err(diff);
+        }
+    }
+    Ok(())
+}
+
 /// `debug` (a `Debug` rendering) with each list of byte values shown as a string when it is
 /// short printable ASCII, and as its length and first bytes when it is long.
 pub fn readable(debug: &str) -> String {
@@ -189,7 +194,7 @@ pub fn readable(debug: &str) -> String {
 }
 
 /// A result for messages, with long byte strings cut.
-fn short(outcome: &Outcome) -> String {
+pub fn short(outcome: &Outcome) -> String {
     match outcome {
         Ok(Value::Bytes(bytes)) if bytes.len() > 32 => {
             let nonzero = bytes.iter().filter(|b| **b != 0).count();

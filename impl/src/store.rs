@@ -115,11 +115,32 @@ pub struct BlockWriter<'a> {
     pub space: &'a mut Space,
     /// Blocks written, for statistics.
     pub written: u64,
+    /// Node blocks allocated, in order.
+    nodes: Vec<BlockNo>,
+}
+
+impl<'a> BlockWriter<'a> {
+    /// A writer allocating from `space` and writing through `store`.
+    pub fn new(store: &'a Store, space: &'a mut Space) -> Self {
+        BlockWriter { store, space, written: 0, nodes: Vec::new() }
+    }
+
+    /// Returns every node block this writer allocated to the free map and forgets what the
+    /// cache holds for them: for a `Tree::write_dirty` that failed, which leaves its tree as it
+    /// was, so that nothing references them.
+    pub fn give_back_nodes(&mut self) {
+        for block in std::mem::take(&mut self.nodes) {
+            self.store.forget(block, 1);
+            self.space.unallocate(block.0, 1);
+        }
+    }
 }
 
 impl NodeWriter for BlockWriter<'_> {
     fn allocate(&mut self) -> Result<BlockNo> {
-        Ok(self.space.allocate(1)?.0)
+        let block = self.space.allocate(1)?.0;
+        self.nodes.push(block);
+        Ok(block)
     }
 
     fn write(&mut self, block: BlockNo, bytes: &[u8], node: &Arc<Node>) -> Result<()> {

@@ -6,11 +6,13 @@
 //!   power cut is scheduled (the harness schedules afresh for recovery); the counters go on;
 //! - `crash_image` and `fork` leave this device untouched except for its generator, from which
 //!   the new device's seed is drawn, so a whole tree of crash states replays from one seed;
+//!   `crash_image_seeded` leaves even the generator untouched;
 //! - misuse by a test (a fault rate outside `[0, 1]`, a misdirection off the device, a power cut
 //!   scheduled while the power is off) is a bug in the test and panics with a message.
 
 use lcfs_device::{check_access, BlockDevice, DeviceResult};
-use rand::{Rng, RngExt};
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::counters::Counters;
 use crate::crash;
@@ -54,6 +56,23 @@ impl SimDevice {
         let seed = state.rng.next_u64();
         Crashed {
             device: SimDevice::with_image(self.block_count(), seed, image),
+            report,
+        }
+    }
+
+    /// `crash_image` with its random choices drawn from a generator seeded with `seed`, this
+    /// device's own generator left untouched: a harness that derives `seed` from what it tests
+    /// gets the same crash state for the same test however many crash states it took before
+    /// (which keeps a failing case failing while proptest shrinks it).
+    pub fn crash_image_seeded(&self, policy: CrashPolicy, seed: u64) -> Crashed {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut image = state.durable.clone();
+        let report = crash::apply(policy, &mut image, state.pending.log(), &mut rng);
+        state.counters.crashes += 1;
+        Crashed {
+            device: SimDevice::with_image(self.block_count(), rng.next_u64(), image),
             report,
         }
     }

@@ -136,3 +136,22 @@ fn chosen_policies_replay_and_cover_every_kind() -> DeviceResult<()> {
     assert_eq!(kinds.len(), 5, "{kinds:?} (seed {seed})");
     Ok(())
 }
+
+#[test]
+fn a_seeded_crash_image_replays_and_leaves_the_generator_alone() -> DeviceResult<()> {
+    let seed = seed_from_env(11);
+    let image = |dev: &SimDevice| -> DeviceResult<Vec<Vec<u8>>> {
+        (0..BLOCKS).map(|b| common::read(dev, b)).collect()
+    };
+    for policy in [CrashPolicy::Subset, CrashPolicy::Torn, CrashPolicy::Corrupt] {
+        let (dev, _) = setup(seed)?;
+        let first = dev.crash_image_seeded(policy, 77);
+        let again = dev.crash_image_seeded(policy, 77);
+        assert_eq!(first.report, again.report, "{policy}: same seed, same crash");
+        assert_eq!(image(&first.device)?, image(&again.device)?);
+        // The device's own generator was not used: its next crash is the one a twin gives.
+        let (twin, _) = setup(seed)?;
+        assert_eq!(dev.crash(policy), twin.crash(policy), "{policy}: generator untouched");
+    }
+    Ok(())
+}

@@ -10,13 +10,17 @@
 //!    the durable one; 7. flush;
 //! 8. only now do pending blocks and the old free-map chain become reusable.
 //!
-//! Invariants: no block referenced by the durable superblock is written before step 6 returns;
-//! a failed checkpoint leaves the durable image untouched and the in-memory state consistent,
-//! so it can be retried. A generation names one superblock content: once a superblock write
-//! was issued, its generation is used up even if the flush after it fails (that superblock may
-//! still land, or may be lost, as a failed fsync may drop writes), so the retry takes the next
-//! generation, in the same slot: the durable superblock is never overwritten before another is
-//! durable.
+//! Invariants:
+//! - no block referenced by the durable superblock is written before step 6 returns;
+//! - a failed checkpoint leaves the durable image untouched and the in-memory state consistent,
+//!   so it can be retried, and leaks nothing: a tree whose `write_dirty` fails is left as it
+//!   was, so the node blocks allocated for it go straight back to the free map; a tree written
+//!   whose record could not be updated is taken again by the next checkpoint;
+//! - a generation names one superblock content: once a superblock write was issued, its
+//!   generation is used up even if the flush after it fails (that superblock may still land,
+//!   or may be lost, as a failed fsync may drop writes), so the retry takes the next
+//!   generation, in the same slot: the durable superblock is never overwritten before another
+//!   is durable.
 
 use crate::alloc::freemap;
 use crate::error::Result;
@@ -33,8 +37,12 @@ impl State {
         self.flush_layer_data()?;
         self.write_layer_trees(generation)?;
         let layer_table = {
-            let mut writer = BlockWriter { store: &self.store, space: &mut self.space, written: 0 };
-            self.system.write_dirty(&mut writer, generation)?
+            let mut writer = BlockWriter::new(&self.store, &mut self.space);
+            let written = self.system.write_dirty(&mut writer, generation);
+            if written.is_err() {
+                writer.give_back_nodes();
+            }
+            written?
         };
         let (chain, free_blocks) = self.write_free_map(generation)?;
         let mut sb = self.sb.clone();
@@ -90,7 +98,7 @@ impl State {
                 freed_extents: &mut freed_extents,
                 next_ino,
             };
-            let mut writer = BlockWriter { store, space, written: 0 };
+            let mut writer = BlockWriter::new(store, space);
             let out = ns::flush_pages(&mut ctx, &mut writer);
             for block in freed_nodes {
                 space.release(block, 1);
@@ -104,18 +112,34 @@ impl State {
         Ok(())
     }
 
+    /// Writes every dirty layer tree and points its record at the new root. A layer whose
+    /// tree was written by a checkpoint that failed before its record changed (the layer table
+    /// could not be read, say) has a clean tree whose root its record does not name yet: it is
+    /// taken again, so its record is never left behind.
     fn write_layer_trees(&mut self, generation: Generation) -> Result<()> {
-        let ids: Vec<LayerId> =
-            self.open.iter().filter(|(_, l)| l.tree.is_dirty()).map(|(id, _)| *id).collect();
+        let ids: Vec<LayerId> = self
+            .open
+            .iter()
+            .filter(|(_, l)| l.tree.is_dirty() || l.tree.root_block() != Some(l.rec.root))
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             let Some(layer) = self.open.get_mut(&id) else { continue };
-            let mut writer = BlockWriter { store: &self.store, space: &mut self.space, written: 0 };
-            layer.rec.root = layer.tree.write_dirty(&mut writer, generation)?;
-            let value = layer.rec.encode();
+            let mut writer = BlockWriter::new(&self.store, &mut self.space);
+            let written = layer.tree.write_dirty(&mut writer, generation);
+            if written.is_err() {
+                writer.give_back_nodes();
+            }
+            let mut rec = layer.rec.clone();
+            rec.root = written?;
             let mut freed = Vec::new();
-            self.system.insert(&self.store, LayerId::SYSTEM, &record_key(id), &value, &mut freed)?;
+            let key = record_key(id);
+            self.system.insert(&self.store, LayerId::SYSTEM, &key, &rec.encode(), &mut freed)?;
             for block in freed {
                 self.space.release(block, 1);
+            }
+            if let Some(layer) = self.open.get_mut(&id) {
+                layer.rec = rec;
             }
         }
         Ok(())

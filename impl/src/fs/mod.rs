@@ -157,7 +157,8 @@ impl Fs {
         Ok(())
     }
 
-    /// Mounts the filesystem on `dev`: the newest valid superblock wins.
+    /// Mounts the filesystem on `dev`: the newest valid superblock wins. The device is flushed
+    /// first, so that the state the mount starts from is durable (docs/crash.md).
     pub fn mount(dev: Arc<dyn BlockDevice>, opts: &MountOptions) -> Result<Fs> {
         Self::mount_checked(dev, opts, true)
     }
@@ -169,6 +170,10 @@ impl Fs {
         opts: &MountOptions,
         strict: bool,
     ) -> Result<Fs> {
+        // A failed flush (an unmount that failed, say) may have left writes pending in the
+        // device, a superblock among them: reading it and building on it as if it were durable
+        // would reuse blocks the durable checkpoint still needs. Make it durable first.
+        dev.flush()?;
         let sb = read_superblock(dev.as_ref())?;
         let (free, free_map_chain) =
             freemap::load_of_generation(
@@ -385,6 +390,35 @@ impl State {
 }
 
 /// Reads both superblock slots and returns the valid one with the highest generation.
+/// Reads of a superblock slot that fails its checksum before it counts as torn.
+const SLOT_READS_MAX: usize = 4;
+
+/// The superblock in `slot`: `None` if the slot is zero, else the decoded copy or why not. A
+/// copy that fails its checksum is read again (up to `SLOT_READS_MAX` reads): a torn slot stays
+/// torn, but a transient error on the way must not make mount fall back to the older slot,
+/// which would silently roll the filesystem back one checkpoint.
+fn read_slot(
+    dev: &dyn BlockDevice,
+    slot: BlockNo,
+    blocks: u64,
+) -> Result<Option<Result<Superblock>>> {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let mut decoded = None;
+    for _ in 0..SLOT_READS_MAX {
+        dev.read(slot.0, &mut buf)?;
+        if buf.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let copy = Superblock::decode(&buf, slot, blocks);
+        let retry = matches!(&copy, Err(Error::Corrupt { what, .. }) if what.contains("checksum"));
+        decoded = Some(copy);
+        if !retry {
+            break;
+        }
+    }
+    Ok(decoded)
+}
+
 fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
     let blocks = dev.block_count();
     if blocks < MIN_BLOCKS {
@@ -397,16 +431,13 @@ fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
     let mut errors = Vec::new();
     let mut zeroed = 0;
     for slot in SUPERBLOCK_SLOTS {
-        let mut buf = vec![0u8; BLOCK_SIZE];
-        dev.read(slot.0, &mut buf)?;
-        if buf.iter().all(|&b| b == 0) {
-            zeroed += 1;
-            continue;
-        }
-        match Superblock::decode(&buf, slot, blocks) {
-            Ok(sb) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => best = Some(sb),
-            Ok(_) => {}
-            Err(e) => errors.push(e),
+        match read_slot(dev, slot, blocks)? {
+            None => zeroed += 1,
+            Some(Ok(sb)) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => {
+                best = Some(sb)
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => errors.push(e),
         }
     }
     match best {
