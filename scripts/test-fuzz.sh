@@ -40,7 +40,8 @@ for target in records image ops; do
     echo "fuzz target $target failed: the input is under fuzz/artifacts/$target/" >&2
     exit 1
   fi
-  grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1
+  # libFuzzer separates the run number from DONE with a tab.
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true
   grep -E '^stat::number_of_executed_units' "$log" || true
 done
 
