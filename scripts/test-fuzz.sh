@@ -34,7 +34,7 @@ for target in records image ops; do
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"
   if ! (cd fuzz && cargo fuzz run -s none "$target" "$scratch/$target" "corpus/$target" -- \
-      -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$FUZZ_SECONDS" -seed=1 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
       >"$log" 2>&1); then
     tail -n 60 "$log"
     echo "fuzz target $target failed: the input is under fuzz/artifacts/$target/" >&2

@@ -19,6 +19,11 @@ pub mod records;
 
 /// Runs one `ops` input: a seed for the simulator (8 bytes), then the steps.
 pub fn check_ops(data: &[u8]) {
+    run_ops(data);
+}
+
+/// `check_ops`, returning how many crashes the case recovered from.
+pub fn run_ops(data: &[u8]) -> u32 {
     let mut u = arbitrary::Unstructured::new(data);
     let seed = u.arbitrary::<u64>().unwrap_or(0);
     let steps = input::steps(&mut u);
@@ -28,7 +33,5 @@ pub fn check_ops(data: &[u8]) {
             panic!("step {index} ({step:?}) of {steps:#?}\n{e}");
         }
     }
-    if let Err(e) = case.finish() {
-        panic!("at the end of {steps:#?}\n{e}");
-    }
+    case.finish().unwrap_or_else(|e| panic!("at the end of {steps:#?}\n{e}"))
 }

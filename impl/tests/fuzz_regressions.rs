@@ -197,3 +197,117 @@ fn an_entry_that_gives_its_inode_another_type_is_reported_by_fsck() {
     let report = lcfs::fsck::check(dev).unwrap();
     assert!(report.kinds().contains(&lcfs::fsck::IssueKind::EntryKindMismatch), "{report}");
 }
+
+/// Overwrites the `len` bytes at `offset` in the value of the item whose key is `key`, in the
+/// first tree node of `dev` that holds it (a leaf entry is key then value), and reseals.
+fn patch_value(dev: &Arc<dyn BlockDevice>, key: &[u8], offset: usize, bytes: &[u8]) {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let (block, at) = (0..IMAGE_BLOCKS)
+        .find_map(|b| {
+            dev.read(b, &mut buf).ok()?;
+            Node::decode(&buf, BlockNo(b)).ok()?;
+            Some((b, buf.windows(key.len()).position(|w| w == key)?))
+        })
+        .expect("the leaf holding the item");
+    dev.read(block, &mut buf).unwrap();
+    let start = at + key.len() + offset;
+    buf[start..start + bytes.len()].copy_from_slice(bytes);
+    reseal(&mut buf);
+    dev.write(block, &buf).unwrap();
+}
+
+/// Found by the `image` target ("fsck says the image is clean, but a walk fails": "readlink
+/// Ino(9): symlink 9 target does not match its size"): fsck did not read symlink targets.
+/// It now checks them as readlink does: chunks in order, full but the last, adding up to the
+/// inode's size.
+#[test]
+fn a_symlink_whose_size_is_not_its_targets_is_reported_by_fsck() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
+    let layer = fs.create_layer("base", None).unwrap();
+    let t = lcfs::Timespec::new(1, 0);
+    let link = fs.symlink(layer, Ino::ROOT, b"s", b"abc", 0, 0, t).unwrap();
+    fs.unmount().unwrap();
+    // The inode record's size field is at offset 24.
+    patch_value(&dev, &lcfs::format::records::inode_key(link.ino), 24, &5u64.to_le_bytes());
+    let report = lcfs::fsck::check(Arc::clone(&dev)).unwrap();
+    assert!(!report.is_clean(), "a symlink of 3 bytes with size 5: {report}");
+    let fs = Fs::mount(dev, &MountOptions::default()).unwrap();
+    assert!(fs.readlink(layer, link.ino).is_err(), "readlink refuses it too");
+}
+
+/// Found by the `image` target ("fsck says the image is clean, but it does not mount", and
+/// clean images where listing or creating layers failed with ENOENT): fsck did not read the
+/// layer table's name index. It now checks that every record is filed under its own id and
+/// named by exactly one index entry that names it back.
+#[test]
+fn a_name_index_entry_without_its_layer_is_reported_by_fsck() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
+    fs.create_layer("a", None).unwrap();
+    fs.unmount().unwrap();
+    patch_value(&dev, &lcfs::layer::name_key("a"), 0, &99u64.to_le_bytes());
+    let report = lcfs::fsck::check(Arc::clone(&dev)).unwrap();
+    assert!(report.kinds().contains(&lcfs::fsck::IssueKind::LayerTree), "{report}");
+}
+
+/// The newest superblock of `dev`, changed by `f` and resealed in place.
+fn patch_superblock(dev: &Arc<dyn BlockDevice>, f: impl FnOnce(&mut [u8])) {
+    let (slot, mut block) = newest_superblock(dev);
+    f(&mut block);
+    reseal(&mut block);
+    dev.write(slot, &block).unwrap();
+}
+
+/// Found by the `image` target ("double free of 18+1", an `assert!` in `Space::release`): on
+/// an image whose free map also lists a block a layer's tree uses (fsck reports
+/// BlockFreeAndUsed), a write that copies that node releases its block and the engine panics
+/// on what it read instead of returning `Corrupt`.
+#[test]
+#[ignore = "fix in alloc/mod.rs and its callers (release of a block the free map holds is \
+            Corrupt, not an assert); the callers in fs/mod.rs are being edited by the \
+            data-checksum change"]
+fn a_block_both_free_and_used_is_an_error_not_a_panic() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
+    let layer = fs.create_layer("base", None).unwrap();
+    let t = lcfs::Timespec::new(1, 0);
+    fs.mknod(layer, Ino::ROOT, b"f", FileType::Regular, 0o644, 0, 0, 0, t).unwrap();
+    fs.unmount().unwrap();
+    // The layer's root leaf: of the nodes the layer owns, the one written last (older copies
+    // are free already).
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    let leaf = (0..IMAGE_BLOCKS)
+        .filter_map(|b| {
+            dev.read(b, &mut buf).ok()?;
+            let node = Node::decode(&buf, BlockNo(b)).ok()?;
+            let generation = u64::from_le_bytes(buf[16..24].try_into().unwrap());
+            (node.owner() == layer).then_some((generation, b))
+        })
+        .max()
+        .map(|(_, b)| b)
+        .expect("the layer's leaf");
+    // Add it to the free map's first block as one more extent, and count it in the superblock.
+    let (_, sb) = newest_superblock(&dev);
+    let head = u64::from_le_bytes(sb[48 + 32..48 + 40].try_into().unwrap());
+    dev.read(head, &mut buf).unwrap();
+    let count = u32::from_le_bytes(buf[48 + 8..48 + 12].try_into().unwrap()) as usize;
+    let at = 48 + 16 + 16 * count;
+    buf[at..at + 8].copy_from_slice(&leaf.to_le_bytes());
+    buf[at + 8..at + 16].copy_from_slice(&1u64.to_le_bytes());
+    buf[48 + 8..48 + 12].copy_from_slice(&(count as u32 + 1).to_le_bytes());
+    reseal(&mut buf);
+    dev.write(head, &buf).unwrap();
+    patch_superblock(&dev, |block| {
+        let free = u64::from_le_bytes(block[48 + 48..48 + 56].try_into().unwrap());
+        block[48 + 48..48 + 56].copy_from_slice(&(free + 1).to_le_bytes());
+    });
+    let report = lcfs::fsck::check(Arc::clone(&dev)).unwrap();
+    assert!(report.kinds().contains(&lcfs::fsck::IssueKind::BlockFreeAndUsed), "{report}");
+    let Ok(fs) = Fs::mount(dev, &MountOptions::default()) else { return };
+    let _ = fs.mknod(layer, Ino::ROOT, b"g", FileType::Regular, 0o644, 0, 0, 0, t);
+    let _ = fs.checkpoint();
+}
