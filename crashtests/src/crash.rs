@@ -49,7 +49,19 @@ pub struct Options {
     pub probe_every: u64,
     /// One checked crash state in this many is crashed again during recovery.
     pub recovery_crash_every: u64,
+    /// Check each crash point under every policy of `EVERY_POLICY` (else under one, drawn).
+    pub every_policy: bool,
 }
+
+/// The policies a crash point is checked under when `Options::every_policy` is set: nothing
+/// survives, everything survives, and the three random ones.
+pub const EVERY_POLICY: [CrashPolicy; 5] = [
+    CrashPolicy::DropAll,
+    CrashPolicy::KEEP_ALL,
+    CrashPolicy::Subset,
+    CrashPolicy::Torn,
+    CrashPolicy::Corrupt,
+];
 
 impl Default for Options {
     /// Tiny caches (so that operations read the device) and a small dirty limit (so that
@@ -63,6 +75,7 @@ impl Default for Options {
             },
             probe_every: 1,
             recovery_crash_every: 8,
+            every_policy: false,
         }
     }
 }
@@ -217,6 +230,26 @@ impl CrashHarness {
     /// The simulated device.
     pub fn sim(&self) -> &Arc<SimDevice> {
         self.tap.sim()
+    }
+
+    /// Probes one crash point in `every` from now on (0: none).
+    pub fn set_probe_every(&mut self, every: u64) {
+        self.options.probe_every = every;
+    }
+
+    /// Checks the crash states the device holds now, between operations, under every policy of
+    /// `EVERY_POLICY`, without crashing the run: after a durability point returned, each must
+    /// recover exactly its state (forward progress).
+    pub fn check_crash_here(&mut self) -> Result<(), String> {
+        let sim = Arc::clone(self.tap.sim());
+        for (index, policy) in EVERY_POLICY.into_iter().enumerate() {
+            let crashed = sim.crash_image_seeded(policy, self.seed.wrapping_add(index as u64));
+            let dev: Arc<dyn BlockDevice> = Arc::new(crashed.device);
+            recover(&dev, &self.snapshots, None, &self.options.mount)
+                .map_err(|e| format!("crash between operations ({}): {e}", crashed.report))?;
+            self.stats.count(policy);
+        }
+        Ok(())
     }
 
     /// Whether a misdirected write ended the case.
@@ -583,24 +616,29 @@ impl CrashProbe {
         if failed || (self.points - 1) % self.options.probe_every.max(1) != 0 {
             return;
         }
-        let policy = match self.rng.next_u64() % 5 {
-            0 => CrashPolicy::DropAll,
-            1 => CrashPolicy::Prefix(
-                (self.rng.next_u64() % (sim.pending_writes() as u64 + 1)) as usize,
-            ),
-            2 => CrashPolicy::Subset,
-            3 => CrashPolicy::Torn,
-            _ => CrashPolicy::Corrupt,
+        let policies = if self.options.every_policy {
+            EVERY_POLICY.to_vec()
+        } else {
+            let pending = sim.pending_writes() as u64;
+            vec![match self.rng.next_u64() % 5 {
+                0 => CrashPolicy::DropAll,
+                1 => CrashPolicy::Prefix((self.rng.next_u64() % (pending + 1)) as usize),
+                2 => CrashPolicy::Subset,
+                3 => CrashPolicy::Torn,
+                _ => CrashPolicy::Corrupt,
+            }]
         };
-        let crashed = sim.crash_image_seeded(policy, self.rng.next_u64());
-        let dev = Arc::new(crashed.device);
-        match self.check(&dev) {
-            Ok(()) => self.stats.count(policy),
-            Err(e) => self
-                .failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(format!("crash before {point:?} ({}): {e}", crashed.report)),
+        for policy in policies {
+            let crashed = sim.crash_image_seeded(policy, self.rng.next_u64());
+            let dev = Arc::new(crashed.device);
+            match self.check(&dev) {
+                Ok(()) => self.stats.count(policy),
+                Err(e) => {
+                    let what = format!("crash before {point:?} ({}): {e}", crashed.report);
+                    self.failures.lock().unwrap_or_else(PoisonError::into_inner).push(what);
+                    return;
+                }
+            }
         }
     }
 

@@ -12,13 +12,15 @@
 //! - `tap`: the device in front of the simulator that probes every crash point;
 //! - `recovery`: the crash predicate (TESTING.md §4) on one crash state;
 //! - `crash`: the harness running steps over a simulated device, crash states checked;
-//! - `workloads`: fixed workloads of the deterministic fault tests.
+//! - `workloads`: fixed workloads of the deterministic fault tests;
+//! - `exhaustive`: the bounded exhaustive mode's enumeration of short sequences.
 //!
 //! Invariant: nothing here changes the engine except through its public API.
 
 pub mod compare;
 pub mod convert;
 pub mod crash;
+pub mod exhaustive;
 pub mod harness;
 pub mod ops;
 pub mod recovery;

@@ -174,7 +174,7 @@ impl Fs {
         // device, a superblock among them: reading it and building on it as if it were durable
         // would reuse blocks the durable checkpoint still needs. Make it durable first.
         dev.flush()?;
-        let sb = read_superblock(dev.as_ref())?;
+        let (sb, claimed) = read_superblock(dev.as_ref())?;
         let (free, free_map_chain) =
             freemap::load_of_generation(
                 dev.as_ref(),
@@ -197,7 +197,7 @@ impl Fs {
             next_ino: sb.next_ino,
             next_layer: sb.next_layer,
             free_map_chain,
-            generation_issued: sb.generation,
+            generation_issued: claimed,
             sb,
             open: HashMap::new(),
             opts: opts.clone(),
@@ -392,34 +392,45 @@ impl State {
 /// Reads both superblock slots and returns the valid one with the highest generation.
 /// Reads of a superblock slot that fails its checksum before it counts as torn.
 const SLOT_READS_MAX: usize = 4;
+/// How far past the chosen superblock's generation a torn slot's claim is believed (past it,
+/// the claim is garbage: no run of failed checkpoints issues that many superblocks).
+const CLAIM_MAX: u64 = 1 << 32;
 
-/// The superblock in `slot`: `None` if the slot is zero, else the decoded copy or why not. A
-/// copy that fails its checksum is read again (up to `SLOT_READS_MAX` reads): a torn slot stays
-/// torn, but a transient error on the way must not make mount fall back to the older slot,
-/// which would silently roll the filesystem back one checkpoint.
-fn read_slot(
-    dev: &dyn BlockDevice,
-    slot: BlockNo,
-    blocks: u64,
-) -> Result<Option<Result<Superblock>>> {
+/// What one superblock slot holds: the decoded copy or why not, and the generation its header
+/// claims, checked or not.
+struct Slot {
+    decoded: Result<Superblock>,
+    claimed: Option<Generation>,
+}
+
+/// The superblock in `slot`, `None` if the slot is zero. A copy that fails its checksum is read
+/// again (up to `SLOT_READS_MAX` reads): a torn slot stays torn, but a transient error on the
+/// way must not make mount fall back to the older slot, which would silently roll the
+/// filesystem back one checkpoint.
+fn read_slot(dev: &dyn BlockDevice, slot: BlockNo, blocks: u64) -> Result<Option<Slot>> {
     let mut buf = vec![0u8; BLOCK_SIZE];
-    let mut decoded = None;
+    let mut found = None;
     for _ in 0..SLOT_READS_MAX {
         dev.read(slot.0, &mut buf)?;
         if buf.iter().all(|&b| b == 0) {
             return Ok(None);
         }
-        let copy = Superblock::decode(&buf, slot, blocks);
-        let retry = matches!(&copy, Err(Error::Corrupt { what, .. }) if what.contains("checksum"));
-        decoded = Some(copy);
+        let decoded = Superblock::decode(&buf, slot, blocks);
+        let retry =
+            matches!(&decoded, Err(Error::Corrupt { what, .. }) if what.contains("checksum"));
+        found = Some(Slot { decoded, claimed: Superblock::claimed_generation(&buf) });
         if !retry {
             break;
         }
     }
-    Ok(decoded)
+    Ok(found)
 }
 
-fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
+/// Reads both slots; returns the valid superblock with the highest generation, and the highest
+/// generation any slot's header claims within `CLAIM_MAX` of it (a torn superblock of a
+/// checkpoint the crash interrupted may claim one above it: the next checkpoint must not issue
+/// that generation again, see format/superblock.rs).
+fn read_superblock(dev: &dyn BlockDevice) -> Result<(Superblock, Generation)> {
     let blocks = dev.block_count();
     if blocks < MIN_BLOCKS {
         return Err(Error::NotLcfs(format!(
@@ -429,19 +440,29 @@ fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
     }
     let mut best: Option<Superblock> = None;
     let mut errors = Vec::new();
+    let mut claims = Vec::new();
     let mut zeroed = 0;
     for slot in SUPERBLOCK_SLOTS {
-        match read_slot(dev, slot, blocks)? {
-            None => zeroed += 1,
-            Some(Ok(sb)) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => {
+        let Some(read) = read_slot(dev, slot, blocks)? else {
+            zeroed += 1;
+            continue;
+        };
+        claims.extend(read.claimed);
+        match read.decoded {
+            Ok(sb) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => {
                 best = Some(sb)
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => errors.push(e),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
         }
     }
     match best {
-        Some(sb) => Ok(sb),
+        Some(sb) => {
+            let limit = sb.generation.0.saturating_add(CLAIM_MAX);
+            let claimed = claims.into_iter().filter(|g| g.0 <= limit).max();
+            let claimed = claimed.map_or(sb.generation, |g| g.max(sb.generation));
+            Ok((sb, claimed))
+        }
         None if zeroed == 2 => {
             Err(Error::NotLcfs("both superblocks are zero: the device was never formatted".into()))
         }
