@@ -9,7 +9,7 @@ use crate::alloc::Extents;
 use crate::error::{Error, Result};
 use crate::format::header::{self, BLOCK_SIZE};
 use crate::fs::State;
-use crate::layer::{LayerRecord, RECORD_PREFIX};
+use crate::layer::{LayerRecord, NAME_PREFIX, RECORD_PREFIX};
 use crate::tree::{Node, Tree};
 use crate::types::{BlockNo, LayerId, LayerState};
 
@@ -54,6 +54,7 @@ pub(super) fn walk(state: &mut State, report: &mut Report) -> Result<()> {
     walk_tree(state, &system, LayerId::SYSTEM, &[LayerId::SYSTEM], &mut usage, report)?;
     let records = layer_records(state, report)?;
     check_layer_tree(&records, report);
+    check_name_index(state, &records, report)?;
     let mut max_ino = 0;
     for rec in records.values() {
         report.layers += 1;
@@ -170,8 +171,12 @@ fn layer_records(state: &State, report: &mut Report) -> Result<BTreeMap<LayerId,
         };
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
-        for (_, value) in batch {
+        for (key, value) in batch {
             match LayerRecord::decode(&value, state.sb.layer_table.block.0) {
+                Ok(rec) if key != crate::layer::record_key(rec.id) => {
+                    let what = format!("layer {}'s record is under another id", rec.id.0);
+                    report.push(Severity::Error, IssueKind::LayerTree, vec![], what);
+                }
                 Ok(rec) => {
                     out.insert(rec.id, rec);
                 }
@@ -180,6 +185,52 @@ fn layer_records(state: &State, report: &mut Report) -> Result<BTreeMap<LayerId,
         }
     }
     Ok(out)
+}
+
+/// The layer table's name index against the records: every record is named by exactly one
+/// index entry, which names it back; no entry names anything else. (Lookups go through the
+/// index, so a layer it lacks is unreachable, and an entry without its record makes every
+/// listing fail.)
+fn check_name_index(
+    state: &State,
+    records: &BTreeMap<LayerId, LayerRecord>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut named: HashMap<LayerId, u32> = HashMap::new();
+    let (lo, hi) = ([NAME_PREFIX], [NAME_PREFIX + 1]);
+    let mut after: Option<Vec<u8>> = None;
+    for _ in 0..state.sb.block_count {
+        let start = after.as_deref().map_or(Bound::Included(&lo[..]), Bound::Excluded);
+        let batch = match state.system.range(&state.store, start, Bound::Excluded(&hi[..]), 256) {
+            Ok(batch) => batch,
+            Err(e) => {
+                bad_block(state, e, report)?;
+                break;
+            }
+        };
+        let Some((last, _)) = batch.last() else { break };
+        after = Some(last.clone());
+        for (key, value) in batch {
+            let name = String::from_utf8_lossy(key.get(1..).unwrap_or(&[])).into_owned();
+            let id = <[u8; 8]>::try_from(value.as_slice()).map(|b| LayerId(u64::from_le_bytes(b)));
+            match id.ok().and_then(|id| records.get(&id)) {
+                Some(rec) if rec.name == name => *named.entry(rec.id).or_default() += 1,
+                Some(rec) => problems.push(format!("name '{name}' leads to layer '{}'", rec.name)),
+                None => problems.push(format!("name '{name}' leads to no layer record")),
+            }
+        }
+    }
+    for rec in records.values() {
+        let named = named.get(&rec.id).copied().unwrap_or(0);
+        if named != 1 {
+            problems.push(format!("layer '{}' is named by {named} index entries", rec.name));
+        }
+    }
+    for problem in problems {
+        report.push(Severity::Error, IssueKind::LayerTree, vec![], problem);
+    }
+    Ok(())
 }
 
 fn check_layer_tree(records: &BTreeMap<LayerId, LayerRecord>, report: &mut Report) {

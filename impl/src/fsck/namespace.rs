@@ -22,6 +22,9 @@ struct Seen {
     subdirs: HashMap<Ino, u32>,
     /// Every entry: directory, name, child and the child's type as the entry gives it.
     entries: Vec<(Ino, Vec<u8>, Ino, FileType)>,
+    /// Symlinks: the size their inode gives, and their chunks (index, length) in key order.
+    symlink_sizes: HashMap<Ino, u64>,
+    symlink_chunks: HashMap<Ino, Vec<(u8, usize)>>,
     /// Inodes named by orphan items.
     orphans: Vec<Ino>,
     /// Extents not yet checked: file, first block, count, owner, checksum of each block.
@@ -107,6 +110,7 @@ pub(super) fn check_layer(
             issue(report, Severity::Error, IssueKind::DanglingEntry, layer, vec![*dir, *child], what);
         }
     }
+    check_symlinks(&seen, layer, report);
     for ino in &seen.orphans {
         if seen.inodes.get(ino).is_none_or(|&(_, nlink)| nlink != 0) {
             let what = format!("orphan item names inode {}, which is missing or linked", ino.0);
@@ -132,11 +136,34 @@ pub(super) fn check_layer(
     Ok((seen.inodes.len() as u64, max))
 }
 
+/// Every symlink's target as `readlink` reads it: chunks 0, 1, ... in order, each full but the
+/// last, none empty, adding up to the inode's size (at least one byte).
+fn check_symlinks(seen: &Seen, layer: LayerId, report: &mut Report) {
+    let chunk_max = records::SYMLINK_CHUNK_MAX as u64;
+    for (&ino, &size) in &seen.symlink_sizes {
+        let chunks = seen.symlink_chunks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
+        let mut total = 0u64;
+        let mut good = !chunks.is_empty();
+        for (expected, &(index, len)) in (0u8..).zip(chunks) {
+            let full_before = total == u64::from(expected) * chunk_max;
+            good &= index == expected && full_before && len > 0 && len as u64 <= chunk_max;
+            total += len as u64;
+        }
+        if !good || total != size {
+            let what = format!("symlink {}: a target of {total} bytes, size {size}", ino.0);
+            issue(report, Severity::Error, IssueKind::BadBlock, layer, vec![ino], what);
+        }
+    }
+}
+
 fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
     match records::decode_key(key)? {
         Key::Inode(ino) => {
             let rec = records::decode_inode(value)?;
             seen.inodes.insert(ino, (rec.kind, rec.nlink));
+            if rec.kind == FileType::Symlink {
+                seen.symlink_sizes.insert(ino, rec.size);
+            }
         }
         Key::DirEntry(dir, name) => {
             let entry = records::decode_dir_entry(value)?;
@@ -156,7 +183,10 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
             seen.extents.push((ino, e.disk.0, e.count, e.owner, e.crcs));
         }
         Key::Orphan(ino) => seen.orphans.push(ino),
-        Key::Xattr(..) | Key::SymlinkChunk(..) => {}
+        Key::SymlinkChunk(ino, index) => {
+            seen.symlink_chunks.entry(ino).or_default().push((index, value.len()));
+        }
+        Key::Xattr(..) => {}
     }
     Ok(())
 }
