@@ -6,7 +6,6 @@
 //!   predicate after every crash; fsck at the end;
 //! - `image`: fsck and mount of a mutated image: an error or a consistent filesystem;
 //! - `records`: every on-disk decoder, with the round trip where decoding succeeds;
-//! - `known`: inputs that hit findings still open, which the targets skip.
 //!
 //! Invariant: a broken property panics (that is how libFuzzer learns of it); nothing else
 //! here panics on any input.
@@ -14,7 +13,6 @@
 pub mod crash;
 pub mod image;
 pub mod input;
-pub mod known;
 pub mod records;
 
 /// Runs one `ops` input: a seed for the simulator (8 bytes), then the steps.

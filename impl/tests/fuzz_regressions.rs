@@ -114,8 +114,6 @@ fn newest_superblock(dev: &Arc<dyn BlockDevice>) -> (u64, Vec<u8>) {
 /// asserts (`label checked at mkfs`) and the engine panics on bytes it read. The `image`
 /// target reaches it through mount and checkpoint.
 #[test]
-#[ignore = "fix in format/superblock.rs (decode: a label that is not UTF-8 is Corrupt), which \
-            the data-checksum change is rewriting"]
 fn a_label_that_is_not_utf8_is_refused_or_kept_not_a_panic() {
     let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
     Fs::mkfs(Arc::clone(&dev), &MkfsOptions { label: "x".into() }).unwrap();
@@ -124,9 +122,38 @@ fn a_label_that_is_not_utf8_is_refused_or_kept_not_a_panic() {
     block[112..176].fill(0xff);
     reseal(&mut block);
     dev.write(slot, &block).unwrap();
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    dev.read(slot, &mut buf).unwrap();
+    let err = lcfs::format::superblock::Superblock::decode(&buf, BlockNo(slot), IMAGE_BLOCKS)
+        .expect_err("a label that is not UTF-8");
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    // Mount skips the damaged slot like any other that fails to decode, or refuses the image.
     if let Ok(fs) = Fs::mount(Arc::clone(&dev), &MountOptions::default()) {
-        let _ = fs.checkpoint();
-        assert!(fs.label().len() <= 64, "a label of {} bytes", fs.label().len());
+        assert_eq!(fs.label(), "x");
+        fs.checkpoint().unwrap();
+    }
+}
+
+/// Found by the `image` target: a superblock whose generation is `u64::MAX` mounted, and the
+/// next checkpoint's `generation + 1` overflowed (a panic with overflow checks). Generations
+/// beyond `GENERATION_MAX` are damage.
+#[test]
+fn a_generation_at_the_end_of_the_range_is_refused_not_overflowed() {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
+    patch_superblock(&dev, |block| {
+        // The header's generation and the stamp that opens every later 512-byte sector.
+        for at in [16].into_iter().chain((512..BLOCK_SIZE).step_by(512)) {
+            block[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        }
+    });
+    let (slot, buf) = newest_superblock(&dev);
+    let err = lcfs::format::superblock::Superblock::decode(&buf, BlockNo(slot), IMAGE_BLOCKS)
+        .expect_err("generation u64::MAX");
+    assert!(err.to_string().contains("beyond any"), "{err}");
+    if let Ok(fs) = Fs::mount(Arc::clone(&dev), &MountOptions::default()) {
+        fs.checkpoint().unwrap();
+        assert!(fs.generation().0 < lcfs::format::superblock::GENERATION_MAX);
     }
 }
 
@@ -266,9 +293,6 @@ fn patch_superblock(dev: &Arc<dyn BlockDevice>, f: impl FnOnce(&mut [u8])) {
 /// BlockFreeAndUsed), a write that copies that node releases its block and the engine panics
 /// on what it read instead of returning `Corrupt`.
 #[test]
-#[ignore = "fix in alloc/mod.rs and its callers (release of a block the free map holds is \
-            Corrupt, not an assert); the callers in fs/mod.rs are being edited by the \
-            data-checksum change"]
 fn a_block_both_free_and_used_is_an_error_not_a_panic() {
     let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(IMAGE_BLOCKS));
     Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default()).unwrap();
@@ -307,7 +331,22 @@ fn a_block_both_free_and_used_is_an_error_not_a_panic() {
     });
     let report = lcfs::fsck::check(Arc::clone(&dev)).unwrap();
     assert!(report.kinds().contains(&lcfs::fsck::IssueKind::BlockFreeAndUsed), "{report}");
-    let Ok(fs) = Fs::mount(dev, &MountOptions::default()) else { return };
+    let before = dev_snapshot(&dev);
+    let fs = Fs::mount(Arc::clone(&dev), &MountOptions::default()).unwrap();
     let _ = fs.mknod(layer, Ino::ROOT, b"g", FileType::Regular, 0o644, 0, 0, 0, t);
-    let _ = fs.checkpoint();
+    let err = fs.checkpoint().expect_err("a checkpoint over a block both free and used");
+    assert_eq!(err.errno(), 117, "EUCLEAN: {err}");
+    assert!(err.to_string().contains("both free and in use"), "{err}");
+    drop(fs);
+    // Nothing was written over the durable image.
+    assert!(dev_snapshot(&dev) == before, "the damaged image changed");
+}
+
+/// Every block of `dev`.
+fn dev_snapshot(dev: &Arc<dyn BlockDevice>) -> Vec<u8> {
+    let mut all = vec![0u8; IMAGE_BLOCKS as usize * BLOCK_SIZE];
+    for (b, chunk) in all.chunks_exact_mut(BLOCK_SIZE).enumerate() {
+        dev.read(b as u64, chunk).unwrap();
+    }
+    all
 }

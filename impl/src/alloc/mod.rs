@@ -22,6 +22,9 @@ pub struct Space {
     pending: Extents,
     /// Where the next search for contiguous space starts (next fit keeps files together).
     cursor: u64,
+    /// The first block released while already free or pending: the free map read from disk
+    /// disagrees with the trees (a damaged image). Checkpoints refuse to run once it is set.
+    damaged: Option<u64>,
 }
 
 /// A set of disjoint, merged extents.
@@ -151,13 +154,13 @@ impl Space {
     pub fn new_free(first: u64, end: u64) -> Space {
         let mut free = Extents::default();
         free.insert(first, end.saturating_sub(first));
-        Space { free, pending: Extents::default(), cursor: first }
+        Space { free, pending: Extents::default(), cursor: first, damaged: None }
     }
 
     /// A map with exactly `free` free (as loaded at mount).
     pub fn from_free(free: Extents) -> Space {
         let cursor = free.iter().next().map(|(s, _)| s).unwrap_or(0);
-        Space { free, pending: Extents::default(), cursor }
+        Space { free, pending: Extents::default(), cursor, damaged: None }
     }
 
     /// Allocates between 1 and `want` contiguous blocks: the first extent at or after the cursor
@@ -183,9 +186,27 @@ impl Space {
 
     /// Releases blocks the durable checkpoint may still reference: reusable only after the
     /// next checkpoint is durable.
+    /// A block already free or pending can only come from a damaged image (the trees and the
+    /// free map both claim it): it is not released twice, and `check_damage` reports it.
     pub fn release(&mut self, start: BlockNo, len: u64) {
-        assert!(!self.free.overlaps(start.0, len), "double free of {}+{len}", start.0);
+        if self.free.overlaps(start.0, len) || self.pending.overlaps(start.0, len) {
+            self.damaged.get_or_insert(start.0);
+            return;
+        }
         self.pending.insert(start.0, len);
+    }
+
+    /// `Corrupt` once a release found a block both free and in use: writing a checkpoint would
+    /// make the damage durable under a new generation.
+    pub fn check_damage(&self) -> Result<()> {
+        match self.damaged {
+            Some(block) => Err(Error::corrupt(
+                block,
+                "the block is both free and in use (the free map disagrees with a tree); \
+                 nothing more is written: run `lcfs fsck` on the image",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Returns blocks that were allocated but never named by anything durable.

@@ -33,6 +33,7 @@ use crate::types::{BlockNo, Generation, LayerId};
 impl State {
     /// Runs one checkpoint; `clean` marks it as written by a clean unmount.
     pub(crate) fn checkpoint(&mut self, clean: bool) -> Result<Generation> {
+        self.space.check_damage()?;
         let generation = Generation(self.sb.generation.0.max(self.generation_issued.0) + 1);
         self.flush_layer_data()?;
         self.write_layer_trees(generation)?;

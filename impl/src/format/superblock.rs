@@ -47,6 +47,10 @@ const SLOT_A: BlockNo = BlockNo(0);
 const SLOT_B: BlockNo = BlockNo(1);
 /// The first block the allocator may hand out.
 pub const FIRST_DATA_BLOCK: u64 = 2;
+/// Generations stay below this: one checkpoint a nanosecond would take 146 years to reach it,
+/// so a superblock claiming more is damaged, and `generation + 1` never overflows.
+pub const GENERATION_MAX: u64 = 1 << 62;
+
 /// Longest label, in bytes.
 pub const LABEL_MAX: usize = 64;
 /// Smallest device lcfs formats: 1 MiB.
@@ -144,7 +148,10 @@ impl Superblock {
             label: {
                 let raw = r.bytes(LABEL_MAX)?;
                 let len = raw.iter().position(|&b| b == 0).unwrap_or(LABEL_MAX);
-                String::from_utf8_lossy(raw.get(..len).unwrap_or(&[])).into_owned()
+                match std::str::from_utf8(raw.get(..len).unwrap_or(&[])) {
+                    Ok(label) => label.to_owned(),
+                    Err(_) => return Err(Error::corrupt(at.0, "the label is not UTF-8")),
+                }
             },
         };
         sb.layer_table.generation = Generation(r.u64()?);
@@ -182,6 +189,9 @@ impl Superblock {
         if !inside(self.layer_table.block) {
             let root = self.layer_table.block.0;
             return bad(format!("layer table root {root} outside the device"));
+        }
+        if self.generation.0 >= GENERATION_MAX {
+            return bad(format!("generation {} is beyond any a checkpoint issues", self.generation.0));
         }
         if self.layer_table.generation > self.generation {
             return bad("layer table written by a later generation than the superblock".into());
