@@ -331,18 +331,44 @@ impl LcfsFuse {
             .map_err(|e| errno(&e))
     }
 
-    /// SEEK_DATA and SEEK_HOLE: the whole file reads as data (holes are not reported, which
-    /// POSIX allows); past the end: ENXIO.
+    /// lseek SEEK_DATA and SEEK_HOLE, from the engine's extents and dirty pages; ENXIO at or
+    /// past the end (and for SEEK_DATA when only holes follow). Other whences are the kernel's.
     pub(super) fn do_lseek(&self, id: INodeNo, offset: i64, whence: i32) -> Result<i64, Errno> {
         let (_, layer, ino) = self.shared.inode(id, Errno::EINVAL)?;
-        let size = self.fs().getattr(layer, ino).map_err(|e| errno(&e))?.size;
         let offset = u64::try_from(offset).map_err(|_| Errno::ENXIO)?;
-        match whence {
-            libc::SEEK_DATA | libc::SEEK_HOLE if offset >= size => Err(Errno::ENXIO),
-            libc::SEEK_DATA => Ok(offset as i64),
-            libc::SEEK_HOLE => Ok(size as i64),
-            _ => Err(Errno::EINVAL),
+        let found = match whence {
+            libc::SEEK_DATA => self.fs().seek_data(layer, ino, offset),
+            libc::SEEK_HOLE => self.fs().seek_hole(layer, ino, offset),
+            _ => return Err(Errno::EINVAL),
+        };
+        let found = found.map_err(|e| errno(&e))?.ok_or(Errno::ENXIO)?;
+        i64::try_from(found).map_err(|_| Errno::EOVERFLOW)
+    }
+
+    /// copy_file_range inside one layer: the engine copies in large chunks and keeps holes.
+    /// Across layers: EXDEV, and the kernel falls back to its own copy (read and write).
+    pub(super) fn do_copy_file_range(
+        &self,
+        from: (INodeNo, u64),
+        to: (INodeNo, u64),
+        len: u64,
+        flags: u64,
+    ) -> Result<u32, Errno> {
+        if flags != 0 {
+            return Err(Errno::EINVAL);
         }
+        let (_, layer, src) = self.shared.inode(from.0, Errno::EISDIR)?;
+        let (_, layer_out, dst) = self.shared.inode(to.0, Errno::EISDIR)?;
+        if layer != layer_out {
+            return Err(Errno::EXDEV);
+        }
+        // The reply carries a u32; keep the count page-aligned below it.
+        let len = len.min(u64::from(u32::MAX) & !4095);
+        let copied = self
+            .fs()
+            .copy_range(layer, src, from.1, dst, to.1, len, Timespec::now())
+            .map_err(|e| errno(&e))?;
+        u32::try_from(copied).map_err(|_| Errno::EOVERFLOW)
     }
 
     /// fallocate: mode 0 extends the size (blocks are given at the next checkpoint, as every

@@ -9,9 +9,11 @@
 //! - a block released by an operation goes to `Space::release` (pending), never straight back
 //!   to the free map.
 
+mod copy;
 mod layers;
 mod open;
 mod ops;
+mod seek;
 mod usage;
 
 use std::collections::HashMap;

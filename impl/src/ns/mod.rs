@@ -27,6 +27,7 @@ mod orphan;
 mod pages;
 mod remove;
 mod rename;
+mod seek;
 mod symlink;
 mod xattr;
 
@@ -43,5 +44,6 @@ pub use pages::{DirtyPages, PAGE_SIZE};
 pub use orphan::{orphans, release, sweep, IsOpen};
 pub use remove::{rmdir, rmdir_open, unlink, unlink_open};
 pub use rename::{rename, rename_open};
+pub use seek::{seek_data, seek_hole};
 pub use symlink::{readlink, symlink};
 pub use xattr::{getxattr, listxattr, removexattr, setxattr};
