@@ -16,6 +16,7 @@ mod fs;
 pub mod fsck;
 pub mod layer;
 pub mod store;
+pub mod tar;
 mod sync;
 pub mod ns;
 pub mod tree;
