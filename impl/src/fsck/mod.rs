@@ -24,6 +24,7 @@ mod namespace;
 mod tests;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lcfs_device::BlockDevice;
@@ -145,6 +146,91 @@ impl fmt::Display for Report {
 
 /// Checks the image on `dev` (which must not be mounted elsewhere). Never writes.
 pub fn check(dev: Arc<dyn BlockDevice>) -> Result<Report> {
+    check_reporting(dev, &|_| {})
+}
+
+/// How far a check has come, for a progress bar (`check_with_progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Blocks read from the device so far (a block read again after the cache dropped it
+    /// counts again, so this may pass `blocks_used` a little before the end).
+    pub blocks_read: u64,
+    /// Blocks in use on the image, what the walk reads at least once; 0 until known.
+    pub blocks_used: u64,
+    /// The check is over (the last report).
+    pub done: bool,
+}
+
+/// What `check_with_progress` calls with each report.
+pub type ProgressFn = dyn Fn(Progress) + Send + Sync;
+
+/// Blocks read between two reports.
+const PROGRESS_EVERY_BLOCKS: u64 = 256;
+
+/// `check`, calling `progress` every few hundred blocks read and once at the end.
+pub fn check_with_progress(
+    dev: Arc<dyn BlockDevice>,
+    progress: Arc<ProgressFn>,
+) -> Result<Report> {
+    let counting = Arc::new(Counting {
+        dev,
+        read: AtomicU64::new(0),
+        used: AtomicU64::new(0),
+        progress,
+    });
+    let dev: Arc<dyn BlockDevice> = counting.clone();
+    let report = check_reporting(dev, &|used| counting.used.store(used, Ordering::Relaxed))?;
+    counting.report(true);
+    Ok(report)
+}
+
+/// A device that counts the blocks read through it and reports progress.
+struct Counting {
+    dev: Arc<dyn BlockDevice>,
+    read: AtomicU64,
+    used: AtomicU64,
+    progress: Arc<ProgressFn>,
+}
+
+impl Counting {
+    fn report(&self, done: bool) {
+        (self.progress)(Progress {
+            blocks_read: self.read.load(Ordering::Relaxed),
+            blocks_used: self.used.load(Ordering::Relaxed),
+            done,
+        });
+    }
+}
+
+impl BlockDevice for Counting {
+    fn block_size(&self) -> usize {
+        self.dev.block_size()
+    }
+
+    fn block_count(&self) -> u64 {
+        self.dev.block_count()
+    }
+
+    fn read(&self, block: u64, buf: &mut [u8]) -> lcfs_device::DeviceResult<()> {
+        self.dev.read(block, buf)?;
+        let before = self.read.fetch_add(1, Ordering::Relaxed);
+        if (before + 1).is_multiple_of(PROGRESS_EVERY_BLOCKS) {
+            self.report(false);
+        }
+        Ok(())
+    }
+
+    fn write(&self, block: u64, buf: &[u8]) -> lcfs_device::DeviceResult<()> {
+        self.dev.write(block, buf)
+    }
+
+    fn flush(&self) -> lcfs_device::DeviceResult<()> {
+        self.dev.flush()
+    }
+}
+
+/// `check`; `mounted` learns the number of blocks in use once the image is mounted.
+fn check_reporting(dev: Arc<dyn BlockDevice>, mounted: &dyn Fn(u64)) -> Result<Report> {
     let mut report = Report::default();
     let fs = match Fs::mount_checked(dev, &MountOptions::default(), false) {
         Ok(fs) => fs,
@@ -158,6 +244,8 @@ pub fn check(dev: Arc<dyn BlockDevice>) -> Result<Report> {
         }
         Err(e) => return Err(e),
     };
+    let statfs = fs.statfs();
+    mounted(statfs.blocks_total.saturating_sub(statfs.blocks_free));
     let mut state = fs.lock()?;
     blocks::walk(&mut state, &mut report)?;
     Ok(report)
