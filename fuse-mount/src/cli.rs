@@ -1,8 +1,7 @@
 //! The command line: parsing and one function per command (docs/cli.md).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +28,11 @@ const USAGE: &str = "usage:
   lcfs layer remove NAME [--mount M]                   remove a layer without children
   lcfs layer diff NAME [--mount M]                     changes against the parent (not yet)
   lcfs layer list [--mount M]                          every layer
-  lcfs stats [--mount M] [--json]                      per layer: private bytes, reads, children
-  lcfs gc [--mount M]                                  delete leftover unlinked-open files
-  lcfs fsck IMAGE                                      check an image that is not mounted
+  lcfs stats [--mount M] [--json]                      per layer: size, private bytes, inodes,
+                                                       children, reads; the most popular layers
+  lcfs gc [--dry-run] [--min-age 1h] [--mount M]       remove orphaned layers and leftovers of
+                                                       unlinked-open files
+  lcfs fsck [--progress] IMAGE                         check an image that is not mounted
   lcfs help | --help | --version";
 
 /// A command line that does not parse.
@@ -58,7 +59,7 @@ struct Args {
 }
 
 /// Options that take a value.
-const VALUED: [&str; 4] = ["--size", "--label", "--parent", "--mount"];
+const VALUED: [&str; 5] = ["--size", "--label", "--parent", "--mount", "--min-age"];
 
 impl Args {
     fn parse(args: &[String]) -> Result<Args> {
@@ -403,27 +404,32 @@ fn stats(args: &Args) -> Result<()> {
         data["generation"]
     );
     println!(
-        "{:<32} {:<10} {:>12} {:>8} {:>10}  PARENT",
-        "LAYER", "STATE", "PRIVATE", "CHILDREN", "READS"
+        "{:<24} {:<9} {:>10} {:>10} {:>8} {:>8} {:>8}  PARENT",
+        "LAYER", "STATE", "SIZE", "PRIVATE", "INODES", "CHILDREN", "READS"
     );
     let mut layers: Vec<&serde_json::Value> =
         data["layers"].as_array().into_iter().flatten().collect();
     for l in &layers {
         println!(
-            "{:<32} {:<10} {:>12} {:>8} {:>10}  {}",
+            "{:<24} {:<9} {:>10} {:>10} {:>8} {:>8} {:>8}  {}",
             l["name"].as_str().unwrap_or_default(),
             l["state"].as_str().unwrap_or_default(),
+            human(l["size_bytes"].as_u64().unwrap_or(0)),
             human(l["private_bytes"].as_u64().unwrap_or(0)),
+            l["inodes"].as_u64().unwrap_or(0),
             l["children"].as_u64().unwrap_or(0),
             l["reads"].as_u64().unwrap_or(0),
             l["parent"].as_str().unwrap_or("-"),
         );
     }
     layers.sort_by_key(|l| std::cmp::Reverse((l["reads"].as_u64(), l["children"].as_u64())));
-    let popular: Vec<&str> = layers
+    let popular: Vec<String> = layers
         .iter()
         .take(5)
-        .filter_map(|l| l["name"].as_str())
+        .map(|l| {
+            let name = l["name"].as_str().unwrap_or_default();
+            format!("{name} ({} reads)", l["reads"].as_u64().unwrap_or(0))
+        })
         .collect();
     println!(
         "most popular (reads, then children): {}",
@@ -443,51 +449,124 @@ fn human(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"B"))
 }
 
+/// A duration such as `90`, `30s`, `10m`, `1h` or `2d`, in seconds.
+pub fn parse_age(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| usage(format!("bad age {text:?} (e.g. 600, 10m, 1h)")))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(usage(format!(
+                "bad age unit in {text:?} (use s, m, h or d)"
+            )))
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| usage(format!("age {text:?} is too large")))
+}
+
 fn gc(args: &Args) -> Result<()> {
-    args.only(&["--mount"], 0)?;
+    args.only(&["--mount", "--dry-run", "--min-age"], 0)?;
     let mountpoint = mounts::choose(args.value("--mount").map(Path::new))?;
-    let data = call(&mountpoint, &Request::Gc)?;
-    println!(
-        "gc: swept leftover unlinked files in {} writable layers",
-        data["writable_layers_swept"]
-    );
+    let dry_run = args.flag("--dry-run");
+    let min_age_sec = args.value("--min-age").map(parse_age).transpose()?;
+    let data = call(
+        &mountpoint,
+        &Request::Gc {
+            dry_run,
+            min_age_sec,
+        },
+    )?;
+    let layers: Vec<&serde_json::Value> = data["layers"].as_array().into_iter().flatten().collect();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!("gc: {verb} {} orphaned layers", layers.len());
+    for l in &layers {
+        println!(
+            "  {:<32} {}",
+            l["name"].as_str().unwrap_or_default(),
+            l["reason"].as_str().unwrap_or_default()
+        );
+    }
+    if dry_run {
+        println!("gc: dry run: nothing was changed (run without --dry-run to remove them)");
+    } else {
+        println!(
+            "gc: swept leftover unlinked files in {} writable layers",
+            data["writable_layers_swept"]
+        );
+    }
     Ok(())
 }
 
-/// `lcfs fsck IMAGE`: exit 0 when clean, 4 when issues were found.
+/// `lcfs fsck IMAGE`: exit 0 when clean, 4 when issues were found. A progress bar goes to
+/// stderr when it is a terminal or with `--progress`; a last line with the time it took,
+/// always.
 fn fsck_image(args: &Args) -> Result<i32> {
-    args.only(&[], 1)?;
+    args.only(&["--progress"], 1)?;
     let path = PathBuf::from(args.positional(0, "IMAGE")?);
     let image = daemon::open_image(&path)?;
-    let done = Arc::new(AtomicBool::new(false));
-    let progress = {
-        let done = Arc::clone(&done);
-        let size = image.device.block_count() * 4096;
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(500));
-                if !done.load(Ordering::SeqCst) && start.elapsed() > Duration::from_secs(1) {
-                    eprint!(
-                        "\rfsck: checking {} image... {} s",
-                        human(size),
-                        start.elapsed().as_secs()
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-            }
-        })
+    let bar = args.flag("--progress") || std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let last_drawn = std::sync::Mutex::new(None::<Instant>);
+    let progress = move |p: fsck::Progress| {
+        if !bar || p.done {
+            return;
+        }
+        let mut last = last_drawn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        eprint!("\r{}", progress_line(p, start.elapsed()));
+        let _ = std::io::stderr().flush();
     };
-    let report = fsck::check(Arc::clone(&image.device));
-    done.store(true, Ordering::SeqCst);
-    let _ = progress.join();
+    let report = fsck::check_with_progress(Arc::clone(&image.device), Arc::new(progress));
+    if bar {
+        eprint!("\r{:78}\r", "");
+    }
     let report = report.map_err(|e| match e {
         lcfs::Error::NotLcfs(why) => anyhow!("{} is not an lcfs image ({why})", path.display()),
         e => anyhow!("fsck of {} stopped: {e}", path.display()),
     })?;
-    eprint!("\r");
+    let blocks = report.node_blocks + report.data_blocks;
+    eprintln!(
+        "fsck: checked {} in {} blocks in {:.1} s",
+        human(blocks * 4096),
+        blocks,
+        start.elapsed().as_secs_f64()
+    );
     println!("{report}");
     Ok(if report.is_clean() { 0 } else { 4 })
+}
+
+/// `fsck: [#####.....]  41% 220.0 MiB of 530.1 MiB, 3 s`.
+fn progress_line(p: fsck::Progress, elapsed: Duration) -> String {
+    const WIDTH: u64 = 30;
+    let used = p.blocks_used.max(1);
+    // Blocks read again after the cache dropped them may pass the total: hold at 99%.
+    let percent = (p.blocks_read.saturating_mul(100) / used).min(99);
+    let filled = (percent * WIDTH / 100) as usize;
+    format!(
+        "fsck: [{}{}] {:>3}% {} of {}, {} s",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled),
+        percent,
+        human(p.blocks_read.min(used) * 4096),
+        human(used * 4096),
+        elapsed.as_secs()
+    )
 }
 
 #[cfg(test)]
@@ -502,6 +581,32 @@ mod tests {
         assert_eq!(parse_size("1GiB").ok(), Some(1 << 30));
         assert!(parse_size("8Q").is_err());
         assert!(parse_size("G").is_err());
+    }
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(parse_age("600").ok(), Some(600));
+        assert_eq!(parse_age("10m").ok(), Some(600));
+        assert_eq!(parse_age("1h").ok(), Some(3600));
+        assert_eq!(parse_age("2d").ok(), Some(172_800));
+        assert!(parse_age("1y").is_err());
+        assert!(parse_age("h").is_err());
+    }
+
+    #[test]
+    fn the_progress_line_holds_below_100_until_done() {
+        let p = fsck::Progress {
+            blocks_read: 50,
+            blocks_used: 200,
+            done: false,
+        };
+        let line = progress_line(p, Duration::from_secs(3));
+        assert!(line.contains(" 25% "), "{line}");
+        let over = fsck::Progress {
+            blocks_read: 300,
+            ..p
+        };
+        assert!(progress_line(over, Duration::ZERO).contains(" 99% "));
     }
 
     #[test]

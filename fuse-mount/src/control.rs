@@ -7,7 +7,8 @@
 //!
 //! Requests: `{"op":"status"}`, `{"op":"layer_create","name":N,"parent":P|null}`,
 //! `{"op":"layer_commit","name":N}`, `{"op":"layer_remove","name":N}`, `{"op":"layer_list"}`,
-//! `{"op":"layer_diff","name":N}`, `{"op":"stats"}`, `{"op":"gc"}`, `{"op":"checkpoint"}`,
+//! `{"op":"layer_diff","name":N}`, `{"op":"stats"}`,
+//! `{"op":"gc","dry_run":bool,"min_age_sec":S|null}` (both may be left out), `{"op":"checkpoint"}`,
 //! `{"op":"umount","lazy":bool}`. Replies: `{"ok":true,"data":...}` or
 //! `{"ok":false,"error":"what failed and what to do"}`.
 
@@ -41,7 +42,14 @@ pub enum Request {
         name: String,
     },
     Stats,
-    Gc,
+    Gc {
+        /// List the orphaned layers, remove nothing.
+        #[serde(default)]
+        dry_run: bool,
+        /// The minimum age of a layer named like a runtime's temporary key (default 1 hour).
+        #[serde(default)]
+        min_age_sec: Option<u64>,
+    },
     Checkpoint,
     Umount {
         lazy: bool,
@@ -138,6 +146,14 @@ mod tests {
         let r: Request =
             serde_json::from_str(r#"{"op":"umount","lazy":true}"#).unwrap_or(Request::Status);
         assert_eq!(r, Request::Umount { lazy: true });
+        let r: Request = serde_json::from_str(r#"{"op":"gc"}"#).unwrap_or(Request::Status);
+        assert_eq!(
+            r,
+            Request::Gc {
+                dry_run: false,
+                min_age_sec: None
+            }
+        );
         let text = serde_json::to_string(&Reply::error("x")).unwrap_or_default();
         assert_eq!(text, r#"{"ok":false,"error":"x","data":null}"#);
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use lcfs::{Error, LayerState};
+use lcfs::{Error, GcOptions, LayerState, Timespec};
 use serde_json::json;
 
 use crate::control::{Reply, Request};
@@ -101,10 +101,10 @@ impl Server {
                  (it comes with the runtime integration); nothing was changed"
             )),
             Request::Stats => self.stats(),
-            Request::Gc => match fs.gc() {
-                Ok(layers) => Reply::ok(json!({ "writable_layers_swept": layers })),
-                Err(e) => Reply::error(format!("gc failed: {e}")),
-            },
+            Request::Gc {
+                dry_run,
+                min_age_sec,
+            } => self.gc(dry_run, min_age_sec),
             Request::Checkpoint => match fs.checkpoint() {
                 Ok(generation) => Reply::ok(json!({ "generation": generation.0 })),
                 Err(e) => Reply::error(format!("checkpoint failed: {e}")),
@@ -182,12 +182,16 @@ impl Server {
         let mut rows = Vec::new();
         for l in layers {
             let usage = fs.layer_usage(&l.name).unwrap_or_default();
+            let view = fs.layer_view(&l.name).unwrap_or_default();
             let reads = counters.get(&l.id).map_or(0, |c| c.reads);
             rows.push(json!({
                 "name": l.name,
+                "id": l.id.0,
                 "state": state_name(l.state),
                 "parent": l.parent,
                 "children": l.children,
+                "size_bytes": view.bytes,
+                "inodes": view.inodes,
                 "private_bytes": usage.private_bytes(),
                 "node_blocks": usage.node_blocks,
                 "data_blocks": usage.data_blocks,
@@ -209,6 +213,43 @@ impl Server {
             "node_cache": nodes,
             "data_cache": data,
         }))
+    }
+
+    /// Removes (or with `dry_run` lists) the orphaned layers, then sweeps unlinked-open
+    /// leftovers; the kernel is told of every layer that went.
+    fn gc(&self, dry_run: bool, min_age_sec: Option<u64>) -> Reply {
+        let mut opts = GcOptions {
+            dry_run,
+            now: Timespec::now(),
+            ..GcOptions::default()
+        };
+        if let Some(age) = min_age_sec {
+            opts.temporary_age_min_sec = i64::try_from(age).unwrap_or(i64::MAX);
+        }
+        match self.shared.fs.gc_layers(&opts) {
+            Ok(report) => {
+                if !dry_run {
+                    for layer in &report.layers {
+                        self.shared.slots().layer_removed(layer.id);
+                        self.shared.layers_changed(&layer.name);
+                    }
+                }
+                let layers: Vec<serde_json::Value> = report
+                    .layers
+                    .iter()
+                    .map(|l| json!({ "name": l.name, "id": l.id.0, "reason": l.reason }))
+                    .collect();
+                Reply::ok(json!({
+                    "dry_run": dry_run,
+                    "layers": layers,
+                    "writable_layers_swept": report.layers_swept,
+                }))
+            }
+            Err(e) => Reply::error(format!(
+                "gc failed: {e}; the layers removed before the failure are gone, the rest \
+                 are untouched (see `lcfs layer list`, and `lcfs gc --dry-run` for what is left)"
+            )),
+        }
     }
 
     fn umount(&self, lazy: bool) -> Reply {

@@ -1,8 +1,8 @@
 //! File operations the kernel hands to the daemon beyond read and write, checked through the
 //! mount with the system calls themselves: lseek SEEK_DATA/SEEK_HOLE on sparse files (written,
 //! checkpointed, truncated) and copy_file_range (within a layer: bytes and holes as a plain
-//! copy gives them; across layers: the kernel's fallback); `lcfs stats` numbers and
-//! `lcfs gc` of orphaned layers through the CLI.
+//! copy gives them; across layers: the kernel's fallback); `lcfs stats` numbers, `lcfs gc` of
+//! orphaned layers, and `lcfs fsck --progress`, through the CLI.
 #![allow(
     unsafe_code,
     clippy::unwrap_used,
@@ -78,6 +78,7 @@ fn seek_data_and_seek_hole_report_the_holes_of_sparse_files() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(&path)
         .unwrap();
     // Data in blocks 2 and 6..8, a hole at the start, between and at the end.
@@ -141,6 +142,7 @@ fn copy_file_range_copies_like_a_plain_copy() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(&src_path)
         .unwrap();
     src.write_all_at(&pattern(1 << 20, 3), 0).unwrap();
@@ -154,6 +156,7 @@ fn copy_file_range_copies_like_a_plain_copy() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(dir.join("dst"))
         .unwrap();
     let mut done = 0usize;
@@ -176,6 +179,7 @@ fn copy_file_range_copies_like_a_plain_copy() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(dir.join("mid"))
         .unwrap();
     mid.write_all_at(&vec![7u8; 100_000], 0).unwrap();
@@ -190,6 +194,7 @@ fn copy_file_range_copies_like_a_plain_copy() {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(true)
         .open(m.layer_dir("other").join("copy"))
         .unwrap();
     let mut done = 0usize;
@@ -228,6 +233,7 @@ fn copy_file_range_copies_like_a_plain_copy() {
     let dst = OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(true)
         .open(m.layer_dir("c").join("x"))
         .unwrap();
     assert_eq!(
@@ -238,4 +244,126 @@ fn copy_file_range_copies_like_a_plain_copy() {
     assert_eq!(fs::read(m.layer_dir("c").join("x")).unwrap(), plain);
     m.umount();
     m.fsck_clean();
+}
+
+/// Sets the extended attribute `name` of `path` (the layer's unfinished marker, as an
+/// interrupted import leaves it).
+fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) {
+    let path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated and live across the call; value is a slice.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+}
+
+fn layer_names(m: &Mounted) -> Vec<String> {
+    m.layer(&["list"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn stats_gc_and_fsck_progress_through_the_cli() {
+    require!();
+    let mut m = Mounted::new("256M");
+    let mount = m.mount_arg();
+    m.layer(&["create", "base"]);
+    let base = m.layer_dir("base");
+    fs::create_dir(base.join("d")).unwrap();
+    for i in 0..20 {
+        fs::write(base.join("d").join(format!("f{i}")), vec![b'x'; 1000 * i]).unwrap();
+    }
+    m.layer(&["commit", "base"]);
+    m.layer(&["create", "c1", "--parent", "base"]);
+    m.layer(&["create", "c2", "--parent", "base"]);
+    fs::write(m.layer_dir("c1").join("new"), vec![b'y'; 50_000]).unwrap();
+    for _ in 0..3 {
+        fs::read(m.layer_dir("c2").join("d/f19")).unwrap();
+    }
+
+    let stats: serde_json::Value =
+        serde_json::from_str(&common::run(&["stats", "--json", &mount])).unwrap();
+    let row = |name: &str| {
+        stats["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let base_bytes: u64 = (0..20).map(|i| 1000 * i).sum();
+    assert_eq!(row("base")["inodes"], 22, "root, d and 20 files");
+    assert_eq!(row("base")["size_bytes"], base_bytes);
+    assert_eq!(row("base")["children"], 2);
+    assert_eq!(row("c1")["inodes"], 23);
+    assert_eq!(row("c1")["size_bytes"], base_bytes + 50_000);
+    assert!(row("c1")["private_bytes"].as_u64().unwrap() >= 50_000);
+    assert_eq!(row("c2")["size_bytes"], base_bytes);
+    assert!(row("c2")["reads"].as_u64().unwrap() >= 1);
+    let table = common::run(&["stats", &mount]);
+    assert!(
+        table.contains("INODES") && table.contains("most popular"),
+        "{table}"
+    );
+    let popular = table.lines().last().unwrap();
+    assert!(popular.contains(": c2 ("), "{popular}");
+
+    // Orphans: an import cut short (its marker, set by hand here) and a containerd extract
+    // key; a committed extract key and an ordinary writable layer stay.
+    m.layer(&["create", "import-1"]);
+    fs::write(m.layer_dir("import-1").join("half"), b"half").unwrap();
+    set_xattr(
+        &m.layer_dir("import-1"),
+        "trusted.lcfs.unfinished",
+        b"import",
+    );
+    m.layer(&["create", "default%2F7%2Fextract-1700000000-abcd sha256:12"]);
+    m.layer(&["create", "extract-done"]);
+    m.layer(&["commit", "extract-done"]);
+    let before = layer_names(&m);
+    let dry = common::run(&["gc", "--dry-run", &mount]);
+    assert!(
+        dry.contains("would remove 1 orphaned layers") && dry.contains("import-1"),
+        "{dry}"
+    );
+    let dry = common::run(&["gc", "--dry-run", "--min-age", "0", &mount]);
+    assert!(dry.contains("would remove 2 orphaned layers"), "{dry}");
+    assert!(dry.contains("extract-1700000000"), "{dry}");
+    assert_eq!(layer_names(&m), before, "a dry run changes nothing");
+    let done = common::run(&["gc", "--min-age", "0", &mount]);
+    assert!(done.contains("removed 2 orphaned layers"), "{done}");
+    assert_eq!(layer_names(&m), ["base", "c1", "c2", "extract-done"]);
+    assert!(!m.layer_dir("import-1").exists());
+    let again = common::run(&["gc", "--min-age", "0", &mount]);
+    assert!(again.contains("removed 0 orphaned layers"), "{again}");
+
+    m.umount();
+    let out = common::run_raw(&["fsck", "--progress", m.image.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("clean"),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("fsck: checked"), "the last line: {stderr}");
+    // Without a terminal and without --progress: the last line only.
+    let out = common::run_raw(&["fsck", m.image.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains('[') && stderr.contains("fsck: checked"),
+        "{stderr}"
+    );
 }

@@ -23,6 +23,9 @@ pub mod tree;
 pub mod types;
 
 pub use error::{Error, Result};
-pub use fs::{Fs, LayerUsage, MkfsOptions, MountOptions};
+pub use fs::{
+    Fs, GcOptions, GcReport, LayerUsage, LayerView, MkfsOptions, MountOptions, OrphanedLayer,
+    UNFINISHED_XATTR,
+};
 pub use lcfs_device::{BlockDevice, FileDevice, MemDevice};
 pub use types::*;

@@ -116,7 +116,7 @@ impl Fs {
 mod tests {
     //! The copy must read back byte for byte as the source range, keep holes as holes, and
     //! leave the rest of the destination alone.
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use std::sync::Arc;
 

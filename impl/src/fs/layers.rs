@@ -62,22 +62,9 @@ impl Fs {
     /// Every layer, sorted by name.
     pub fn layers(&self) -> Result<Vec<LayerInfo>> {
         let mut state = self.lock()?;
-        let lo = [NAME_PREFIX];
-        let hi = [NAME_PREFIX + 1];
         let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let start = match &after {
-                Some(k) => Bound::Excluded(k.as_slice()),
-                None => Bound::Included(&lo[..]),
-            };
-            let batch = state.system.range(&state.store, start, Bound::Excluded(&hi[..]), 256)?;
-            let Some((last, _)) = batch.last() else { break };
-            after = Some(last.clone());
-            for (_, value) in batch {
-                let id = decode_id(&value, state.sb.layer_table.block.0)?;
-                out.push(state.layer_info(id)?);
-            }
+        for (id, _) in state.layer_names()? {
+            out.push(state.layer_info(id)?);
         }
         Ok(out)
     }
@@ -96,6 +83,29 @@ impl State {
         }
         let value = self.system.get(&self.store, &name_key(name))?.ok_or(Error::NotFound)?;
         decode_id(&value, self.sb.layer_table.block.0)
+    }
+
+    /// Every layer's id and name, sorted by name (a scan of the name index).
+    pub(crate) fn layer_names(&self) -> Result<Vec<(LayerId, String)>> {
+        let lo = [NAME_PREFIX];
+        let hi = [NAME_PREFIX + 1];
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = match &after {
+                Some(k) => Bound::Excluded(k.as_slice()),
+                None => Bound::Included(&lo[..]),
+            };
+            let batch = self.system.range(&self.store, start, Bound::Excluded(&hi[..]), 256)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(last.clone());
+            for (key, value) in batch {
+                let id = decode_id(&value, self.sb.layer_table.block.0)?;
+                let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
+                out.push((id, name));
+            }
+        }
+        Ok(out)
     }
 
     fn layer_info(&mut self, id: LayerId) -> Result<LayerInfo> {
@@ -126,7 +136,7 @@ impl State {
         }
     }
 
-    fn create_layer(&mut self, name: &str, parent: Option<&str>) -> Result<LayerId> {
+    pub(super) fn create_layer(&mut self, name: &str, parent: Option<&str>) -> Result<LayerId> {
         check_name(name)?;
         if self.system.get(&self.store, &name_key(name))?.is_some() {
             return Err(Error::Exists);
@@ -182,7 +192,7 @@ impl State {
         Ok(id)
     }
 
-    fn remove_layer(&mut self, name: &str) -> Result<()> {
+    pub(super) fn remove_layer(&mut self, name: &str) -> Result<()> {
         let id = self.layer_id(name)?;
         let rec = self.open_layer(id)?.rec.clone();
         if rec.children > 0 {
@@ -194,6 +204,8 @@ impl State {
         self.system.remove(&self.store, LayerId::SYSTEM, &name_key(name), &mut freed)?;
         self.release_nodes(freed);
         self.open.remove(&id);
+        self.views.remove(&id);
+        self.unfinished.remove(&id);
         if let Some(pid) = rec.parent {
             let mut p = self.open_layer(pid)?.rec.clone();
             p.children = p.children.saturating_sub(1);

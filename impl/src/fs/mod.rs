@@ -10,6 +10,7 @@
 //!   to the free map.
 
 mod copy;
+mod gc;
 mod layers;
 mod open;
 mod ops;
@@ -33,7 +34,8 @@ use crate::sync::{Mutex, MutexGuard};
 use crate::tree::{NodePtr, Tree};
 use crate::types::{BlockNo, Generation, LayerId, LayerState, Statfs, NAME_MAX};
 
-pub use usage::LayerUsage;
+pub use gc::{GcOptions, GcReport, OrphanedLayer, UNFINISHED_XATTR};
+pub use usage::{LayerUsage, LayerView};
 
 /// Options of `Fs::mkfs`.
 #[derive(Clone, Debug, Default)]
@@ -97,6 +99,10 @@ pub(crate) struct State {
     pub(crate) opts: MountOptions,
     /// File handles per inode (`Fs::open`/`Fs::release`); in memory only (see `open.rs`).
     pub(crate) handles: open::Handles,
+    /// Views of committed layers, remembered (`usage.rs`).
+    pub(crate) views: usage::Views,
+    /// Layers made by `create_layer_unfinished` whose operation is still running (`gc.rs`).
+    pub(crate) unfinished: gc::Unfinished,
 }
 
 /// A mounted lcfs filesystem.
@@ -150,6 +156,8 @@ impl Fs {
             open: HashMap::new(),
             opts: MountOptions::default(),
             handles: open::Handles::default(),
+            views: usage::Views::default(),
+            unfinished: gc::Unfinished::default(),
         };
         // The other slot may hold a superblock of an earlier filesystem: erase it first.
         for slot in SUPERBLOCK_SLOTS {
@@ -204,6 +212,8 @@ impl Fs {
             open: HashMap::new(),
             opts: opts.clone(),
             handles: open::Handles::default(),
+            views: usage::Views::default(),
+            unfinished: gc::Unfinished::default(),
         };
         let clean = state.sb.flags & crate::format::superblock::FLAG_CLEAN != 0;
         let fs = Fs { state: Mutex::new(state) };

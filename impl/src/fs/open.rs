@@ -26,6 +26,11 @@ impl Handles {
     fn is_open(&self, layer: LayerId, ino: Ino) -> bool {
         self.counts.contains_key(&(layer, ino))
     }
+
+    /// The layers with at least one open handle.
+    pub(crate) fn open_layers(&self) -> std::collections::HashSet<LayerId> {
+        self.counts.keys().map(|(layer, _)| *layer).collect()
+    }
 }
 
 impl Fs {

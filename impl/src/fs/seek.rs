@@ -27,7 +27,7 @@ impl Fs {
 mod tests {
     //! Holes at the start, middle and end, a file written past a hole, truncate, dirty data
     //! not yet checkpointed, and ENXIO past the end; each both before and after a checkpoint.
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
     use std::sync::Arc;
 
