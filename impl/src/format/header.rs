@@ -29,8 +29,9 @@ pub const HEADER_SIZE: usize = 48;
 pub const PAYLOAD_SIZE: usize = BLOCK_SIZE - HEADER_SIZE;
 /// "LCFS" little-endian.
 pub const MAGIC: u32 = 0x5346_434C;
-/// The on-disk format version this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The on-disk format version this code writes and reads (docs/layout.md, "Format versions").
+/// Images of other versions are refused: there is no migration (no release ever wrote one).
+pub const FORMAT_VERSION: u16 = 2;
 
 /// What a metadata block holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +141,13 @@ pub fn verify_any(block: &[u8], at: BlockNo) -> Result<Header> {
     }
     let version = get_u16(block, 6);
     if version != FORMAT_VERSION {
-        return Err(Error::corrupt(at.0, format!("format version {version} is not supported")));
+        return Err(Error::corrupt(
+            at.0,
+            format!(
+                "format version {version} is not supported: this lcfs reads version \
+                 {FORMAT_VERSION} only; make the image again with `lcfs mkfs`"
+            ),
+        ));
     }
     let kind = BlockKind::from_u16(get_u16(block, 4))
         .ok_or_else(|| Error::corrupt(at.0, "unknown block kind"))?;

@@ -16,13 +16,20 @@
 //!                          SymlinkChunk  chunk index, u8, 0..=3         (n = 1)
 //!                          Extent        last file block of the extent, u64 BE (n = 8)
 //!                          Orphan        the orphaned inode, u64 BE   (n = 8; ino is 0)
+//!                          InodeRef      directory u64 BE, entry name (n = 9..=263)
 //! ```
+//!
+//! An inode reference (back-reference) `(ino, InodeRef, dir, name)` with an empty value exists
+//! exactly for each directory entry `(dir, DirEntry, name)` that names `ino`, directories
+//! included (the root has none). It lets the paths of an inode be found by walking up, without
+//! searching the directories (`changes/`); `ns/dir.rs` keeps both sides together.
 //!
 //! Orphan items all sit under inode 0, which is never handed out, so the orphans of a layer
 //! (inodes unlinked while open, kept with nlink 0 until their last release) are one key range.
 //!
 //! Extents are keyed by their *last* file block so that a forward range scan from the key of
-//! block `b` finds the one extent that may cover `b` first. Keys are at most 9 + 255 = 264 bytes.
+//! block `b` finds the one extent that may cover `b` first. Keys are at most 9 + 8 + 255 = 272
+//! bytes.
 //!
 //! Value layouts (little-endian):
 //!
@@ -87,6 +94,7 @@ pub enum ItemKind {
     SymlinkChunk = 4,
     Extent = 5,
     Orphan = 6,
+    InodeRef = 7,
 }
 
 impl ItemKind {
@@ -98,6 +106,7 @@ impl ItemKind {
             4 => Some(Self::SymlinkChunk),
             5 => Some(Self::Extent),
             6 => Some(Self::Orphan),
+            7 => Some(Self::InodeRef),
             _ => None,
         }
     }
@@ -114,6 +123,8 @@ pub enum Key {
     Extent(Ino, u64),
     /// The orphan item of `Ino` (an inode with nlink 0 kept for an open file).
     Orphan(Ino),
+    /// The back-reference of `Ino` for its entry named `Vec<u8>` in directory `Ino` (second).
+    InodeRef(Ino, Ino, Vec<u8>),
 }
 
 /// The 9 bytes every key of `kind` for `ino` starts with.
@@ -166,6 +177,15 @@ pub fn orphan_key(ino: Ino) -> Vec<u8> {
     suffixed(Ino(0), ItemKind::Orphan, &ino.0.to_be_bytes())
 }
 
+/// The key of the back-reference of `ino` for its entry `name` in directory `dir`.
+pub fn inode_ref_key(ino: Ino, dir: Ino, name: &[u8]) -> Vec<u8> {
+    assert!(!name.is_empty() && name.len() <= NAME_MAX, "entry names are checked first");
+    let mut key = key_prefix(ino, ItemKind::InodeRef);
+    key.extend_from_slice(&dir.0.to_be_bytes());
+    key.extend_from_slice(name);
+    key
+}
+
 fn suffixed(ino: Ino, kind: ItemKind, suffix: &[u8]) -> Vec<u8> {
     let mut key = key_prefix(ino, kind);
     key.extend_from_slice(suffix);
@@ -182,6 +202,7 @@ impl Key {
             Key::SymlinkChunk(ino, index) => symlink_key(*ino, *index),
             Key::Extent(ino, last) => extent_key(*ino, *last),
             Key::Orphan(ino) => orphan_key(*ino),
+            Key::InodeRef(ino, dir, name) => inode_ref_key(*ino, *dir, name),
         }
     }
 
@@ -192,7 +213,8 @@ impl Key {
             | Key::Xattr(ino, _)
             | Key::DirEntry(ino, _)
             | Key::SymlinkChunk(ino, _)
-            | Key::Extent(ino, _) => *ino,
+            | Key::Extent(ino, _)
+            | Key::InodeRef(ino, _, _) => *ino,
             Key::Orphan(_) => Ino(0),
         }
     }
@@ -232,6 +254,15 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key> {
                 return Err(corrupt("item key: orphan item outside inode 0"));
             }
             Ok(Key::Orphan(Ino(orphan)))
+        }
+        ItemKind::InodeRef => {
+            let mut r = Reader::new(suffix, "inode reference key");
+            let dir = Ino(r.u64_be()?);
+            let name = named(r.rest())?;
+            if dir.0 == 0 || ino.0 == 0 {
+                return Err(corrupt("item key: inode reference with inode 0"));
+            }
+            Ok(Key::InodeRef(ino, dir, name))
         }
         ItemKind::Inode => Err(corrupt("item key: inode key with a suffix")),
     }
@@ -557,6 +588,7 @@ mod tests {
                 Key::SymlinkChunk(ino, chunk % SYMLINK_CHUNKS_MAX),
                 Key::Extent(ino, last),
                 Key::Orphan(Ino(ino.0.max(1))),
+                Key::InodeRef(Ino(ino.0.max(1)), Ino(last.max(1)), any_name(vec![chunk])),
             ];
             keys.iter().all(|k| {
                 let bytes = k.encode();
@@ -627,5 +659,12 @@ mod tests {
         assert!(decode_key(&inode_key(Ino(1))[..8]).is_err(), "short key");
         assert!(decode_key(&key_prefix(Ino(1), ItemKind::DirEntry)).is_err(), "empty name");
         assert!(decode_key(&[&symlink_key(Ino(1), 0)[..9], &[4]].concat()).is_err());
+        let backref = inode_ref_key(Ino(5), Ino(1), b"f");
+        assert_eq!(decode_key(&backref).ok(), Some(Key::InodeRef(Ino(5), Ino(1), b"f".to_vec())));
+        assert!(decode_key(&backref[..17]).is_err(), "inode reference without a name");
+        assert!(decode_key(&backref[..12]).is_err(), "inode reference cut in its directory");
+        let mut dir0 = backref;
+        dir0[9..17].fill(0);
+        assert!(decode_key(&dir0).is_err(), "directory 0");
     }
 }

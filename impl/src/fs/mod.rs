@@ -479,6 +479,9 @@ fn read_superblock(dev: &dyn BlockDevice) -> Result<(Superblock, Generation)> {
             Err(Error::NotLcfs("both superblocks are zero: the device was never formatted".into()))
         }
         None => match errors.into_iter().next() {
+            Some(Error::Corrupt { what, .. }) if what.starts_with("format version") => {
+                Err(Error::NotLcfs(format!("an lcfs image of another format: {what}")))
+            }
             Some(Error::Corrupt { what, .. }) if what.contains("magic") => {
                 Err(Error::NotLcfs("no lcfs superblock found (foreign or damaged image)".into()))
             }

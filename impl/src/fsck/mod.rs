@@ -12,7 +12,8 @@
 //!   its ancestors;
 //! - the layer table: parents exist and are committed, child counts agree;
 //! - each layer's namespace: nlink equals the entries naming the inode (directories: 2 plus
-//!   subdirectories), no entry names a missing inode or gives it another file type;
+//!   subdirectories), no entry names a missing inode or gives it another file type, and the
+//!   back-references (inode references) name exactly the directory entries;
 //! - counters: the superblock's free count, and the inode and layer counters are past every
 //!   number in use (else a number could be handed out twice).
 //!
@@ -74,6 +75,9 @@ pub enum IssueKind {
     DanglingEntry,
     /// A directory entry's file type is not its inode's.
     EntryKindMismatch,
+    /// A directory entry without its back-reference (inode reference), or a back-reference
+    /// without the entry it names: the paths `changes` finds would be wrong.
+    BackrefMismatch,
     /// A counter of the superblock disagrees with what the walk found.
     CountersDisagree,
 }

@@ -1,9 +1,11 @@
 //! fsck of one layer's namespace: every item decodes, every entry names an inode of the layer,
 //! and every inode's nlink matches the entries that name it (directories: 2 + subdirectories),
-//! except orphans: an inode with an orphan item has nlink 0 and no entry (ns/orphan.rs). Every
-//! data block an extent names is read once and checked against the extent's checksum.
+//! except orphans: an inode with an orphan item has nlink 0 and no entry (ns/orphan.rs). The
+//! back-references and the entries agree exactly: `(child, InodeRef, dir, name)` exists when
+//! and only when the entry `(dir, name)` names `child`. Every data block an extent names is
+//! read once and checked against the extent's checksum.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use super::blocks::Usage;
@@ -27,6 +29,8 @@ struct Seen {
     symlink_chunks: HashMap<Ino, Vec<(u8, usize)>>,
     /// Inodes named by orphan items.
     orphans: Vec<Ino>,
+    /// Back-references: inode, directory, name.
+    backrefs: HashSet<(Ino, Ino, Vec<u8>)>,
     /// Extents not yet checked: file, first block, count, owner, checksum of each block.
     extents: Vec<(Ino, u64, u64, LayerId, Vec<u32>)>,
     /// Data blocks this layer's files name.
@@ -111,6 +115,7 @@ pub(super) fn check_layer(
         }
     }
     check_symlinks(&seen, layer, report);
+    check_backrefs(&mut seen, layer, report);
     for ino in &seen.orphans {
         if seen.inodes.get(ino).is_none_or(|&(_, nlink)| nlink != 0) {
             let what = format!("orphan item names inode {}, which is missing or linked", ino.0);
@@ -134,6 +139,36 @@ pub(super) fn check_layer(
     }
     let max = seen.inodes.keys().map(|i| i.0).max().unwrap_or(0);
     Ok((seen.inodes.len() as u64, max))
+}
+
+/// Every entry has its back-reference and every back-reference its entry. Consumes the
+/// back-references noted.
+fn check_backrefs(seen: &mut Seen, layer: LayerId, report: &mut Report) {
+    let mut backrefs = std::mem::take(&mut seen.backrefs);
+    for (dir, name, child, _) in &seen.entries {
+        // An entry naming a missing inode is a DanglingEntry; its back-reference went with it.
+        if backrefs.remove(&(*child, *dir, name.clone())) || !seen.inodes.contains_key(child) {
+            continue;
+        }
+        let what = format!(
+            "entry {:?} in directory {} names inode {}, which has no back-reference for it",
+            String::from_utf8_lossy(name),
+            dir.0,
+            child.0
+        );
+        issue(report, Severity::Error, IssueKind::BackrefMismatch, layer, vec![*dir, *child], what);
+    }
+    let mut extra: Vec<_> = backrefs.into_iter().collect();
+    extra.sort();
+    for (child, dir, name) in extra {
+        let what = format!(
+            "inode {} has a back-reference to entry {:?} of directory {}, which does not name it",
+            child.0,
+            String::from_utf8_lossy(&name),
+            dir.0
+        );
+        issue(report, Severity::Error, IssueKind::BackrefMismatch, layer, vec![dir, child], what);
+    }
 }
 
 /// Every symlink's target as `readlink` reads it: chunks 0, 1, ... in order, each full but the
@@ -185,6 +220,9 @@ fn note_item(seen: &mut Seen, key: &[u8], value: &[u8]) -> Result<()> {
         Key::Orphan(ino) => seen.orphans.push(ino),
         Key::SymlinkChunk(ino, index) => {
             seen.symlink_chunks.entry(ino).or_default().push((index, value.len()));
+        }
+        Key::InodeRef(ino, dir, name) => {
+            seen.backrefs.insert((ino, dir, name));
         }
         Key::Xattr(..) => {}
     }

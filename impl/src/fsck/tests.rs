@@ -276,6 +276,45 @@ fn an_entry_naming_a_missing_inode_dangles() {
 }
 
 #[test]
+fn an_entry_without_its_back_reference_is_reported() {
+    let dev = image();
+    with_state(&dev, |state| {
+        state
+            .with_layer(LayerId(2), true, |ctx| {
+                let dir = crate::ns::lookup(ctx, Ino::ROOT, b"dir")?;
+                let b = crate::ns::lookup(ctx, dir.ino, b"b")?;
+                let key = records::inode_ref_key(b.ino, dir.ino, b"b");
+                let freed = &mut *ctx.freed_nodes;
+                assert!(ctx.tree.remove(ctx.store, ctx.layer, &key, freed)?.is_some());
+                Ok(())
+            })
+            .unwrap();
+    });
+    let (found, report) = kinds(&dev);
+    assert_eq!(found, vec![IssueKind::BackrefMismatch], "{report}");
+}
+
+#[test]
+fn a_back_reference_without_its_entry_is_reported() {
+    let dev = image();
+    with_state(&dev, |state| {
+        state
+            .with_layer(LayerId(2), true, |ctx| {
+                let dir = crate::ns::lookup(ctx, Ino::ROOT, b"dir")?;
+                let b = crate::ns::lookup(ctx, dir.ino, b"b")?;
+                // A second name for b that no directory entry gives.
+                let key = records::inode_ref_key(b.ino, Ino::ROOT, b"ghost");
+                let freed = &mut *ctx.freed_nodes;
+                ctx.tree.insert(ctx.store, ctx.layer, &key, &[], freed)?;
+                Ok(())
+            })
+            .unwrap();
+    });
+    let (found, report) = kinds(&dev);
+    assert_eq!(found, vec![IssueKind::BackrefMismatch], "{report}");
+}
+
+#[test]
 fn an_inode_counter_behind_the_inodes_in_use_disagrees() {
     let dev = image();
     with_state(&dev, |state| state.next_ino = 3);

@@ -3,8 +3,14 @@
 //! An entry is the item `(dir, DirEntry, name) -> (child ino, child type)`; the tree keeps the
 //! entries of a directory sorted by name bytes, which is the order `readdir` returns.
 //!
+//! Every entry has a back-reference `(child, InodeRef, dir, name)` (format/records.rs): the
+//! three functions that change entries (`put_entry`, `remove_entry`, and through them every
+//! namespace operation) change both, so the back-references of an inode name exactly the
+//! entries that name it.
+//!
 //! Invariants:
 //! - an entry's type is its child's type, and its child exists;
+//! - an entry `(dir, name) -> child` exists exactly when `(child, InodeRef, dir, name)` does;
 //! - a directory's nlink is 2 plus the number of its subdirectories, and each subdirectory's
 //!   `parent` field names it.
 
@@ -29,20 +35,33 @@ pub(crate) fn find_entry(
     }
 }
 
-/// Sets the entry `name` of `dir` to `entry`.
+/// Sets the entry `name` of `dir` to `entry`, and the back-references to match: the inode the
+/// entry named before (if any) loses its reference, `entry.ino` gains one.
 pub(crate) fn put_entry(
     ctx: &mut LayerCtx<'_>,
     dir: Ino,
     name: &[u8],
     entry: &DirEntryValue,
 ) -> Result<()> {
-    item::put(ctx, &records::dir_entry_key(dir, name), &records::encode_dir_entry(entry))?;
+    let key = records::dir_entry_key(dir, name);
+    if let Some(old) = item::put(ctx, &key, &records::encode_dir_entry(entry))? {
+        drop_backref(ctx, records::decode_dir_entry(&old)?.ino, dir, name)?;
+    }
+    item::put(ctx, &records::inode_ref_key(entry.ino, dir, name), &[])?;
     Ok(())
 }
 
-/// Removes the entry `name` of `dir`, which exists.
+/// Removes the entry `name` of `dir`, which exists, and its child's back-reference.
 pub(crate) fn remove_entry(ctx: &mut LayerCtx<'_>, dir: Ino, name: &[u8]) -> Result<()> {
-    item::delete_present(ctx, &records::dir_entry_key(dir, name))?;
+    let old = item::delete_present(ctx, &records::dir_entry_key(dir, name))?;
+    drop_backref(ctx, records::decode_dir_entry(&old)?.ino, dir, name)
+}
+
+/// Removes the back-reference of `child` for entry `name` of `dir`. It may be gone already: a
+/// rename over a target deletes the target inode (with all its items) before it replaces the
+/// entry that named it.
+fn drop_backref(ctx: &mut LayerCtx<'_>, child: Ino, dir: Ino, name: &[u8]) -> Result<()> {
+    item::delete(ctx, &records::inode_ref_key(child, dir, name))?;
     Ok(())
 }
 
