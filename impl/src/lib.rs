@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod cache;
+mod changes;
 mod checkpoint;
 pub mod ctx;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod ns;
 pub mod tree;
 pub mod types;
 
+pub use changes::{Change, ChangeKind};
 pub use error::{Error, Result};
 pub use fs::{
     Fs, GcOptions, GcReport, LayerUsage, LayerView, MkfsOptions, MountOptions, OrphanedLayer,
