@@ -29,7 +29,7 @@ echo "   built after $(( $(date +%s) - started )) s"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in records image ops; do
+for target in records image ops tar; do
   echo "== fuzz: $target for ${FUZZ_SECONDS} s on fuzz/corpus/$target"
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"

@@ -6,6 +6,7 @@
 //!   predicate after every crash; fsck at the end;
 //! - `image`: fsck and mount of a mutated image: an error or a consistent filesystem;
 //! - `records`: every on-disk decoder, with the round trip where decoding succeeds;
+//! - `tar`: layer tar streams into `apply_diff`; nothing outside the target layer changes;
 //!
 //! Invariant: a broken property panics (that is how libFuzzer learns of it); nothing else
 //! here panics on any input.
@@ -14,6 +15,7 @@ pub mod crash;
 pub mod image;
 pub mod input;
 pub mod records;
+pub mod tar;
 
 /// Runs one `ops` input: a seed for the simulator (8 bytes), then the steps.
 pub fn check_ops(data: &[u8]) {

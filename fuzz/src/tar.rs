@@ -1,0 +1,96 @@
+//! The `tar` target: arbitrary bytes as a layer tar stream into `lcfs::tar::apply_diff_with`.
+//!
+//! Setup (the same for every input): a fresh engine on a `MemDevice`; a committed layer `base`
+//! with a directory, files, a hard link and two symlinks that point out of any root (`/` and
+//! `../../..`); two children of it: `sibling`, with a file of its own, and `target`, the layer
+//! the stream goes into, with a file of its own too.
+//!
+//! Properties:
+//! - apply returns (bytes applied or an error), never panics, hangs or grows without bound
+//!   (small limits: `limits()`);
+//! - an error is the stream's (EINVAL), the engine's refusal of a name or a full device, never
+//!   a corruption or an I/O error of the engine;
+//! - nothing outside the target changes: `base` and `sibling` dump exactly as before;
+//! - the target layer still walks cleanly (readdir, lookup, getattr agree), and after unmount
+//!   fsck reports the image clean.
+
+use std::sync::Arc;
+
+use lcfs::tar::{apply_diff_with, ApplyOptions, Limits, TarErrorKind};
+use lcfs::{BlockDevice, FileType, Fs, Ino, LayerId, MemDevice, MkfsOptions, Timespec};
+use lcfs_crashtests::{convert, walk};
+use lcfs_model::LayerDump;
+
+use crate::image::mount_options;
+
+/// Blocks of the device (32 MiB: room for what a short stream can write).
+pub const DEVICE_BLOCKS: u64 = 8192;
+
+/// The bounds the target applies (smaller than the defaults, so that they are reached).
+pub fn limits() -> Limits {
+    Limits {
+        headers_max: 4096,
+        extension_bytes_max: 64 << 10,
+        extensions_in_a_row_max: 8,
+        path_bytes_max: 4096,
+        xattrs_per_entry_max: 64,
+        file_bytes_max: 1 << 40,
+    }
+}
+
+fn now() -> Timespec {
+    Timespec::new(1_700_000_000, 1)
+}
+
+/// The engine of the setup and the ids of `base`, `sibling` and `target`.
+pub fn setup() -> lcfs::Result<(Arc<dyn BlockDevice>, Fs, [LayerId; 3])> {
+    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(DEVICE_BLOCKS));
+    Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default())?;
+    let fs = Fs::mount(Arc::clone(&dev), &mount_options())?;
+    let t = now();
+    let base = fs.create_layer("base", None)?;
+    let etc = fs.mkdir(base, Ino::ROOT, b"etc", 0o755, 0, 0, t)?;
+    let passwd = fs.mknod(base, etc.ino, b"passwd", FileType::Regular, 0o644, 0, 0, 0, t)?;
+    fs.write(base, passwd.ino, 0, b"root:x:0:0::/root:/bin/sh\n", t)?;
+    fs.link(base, passwd.ino, Ino::ROOT, b"passwd-link", t)?;
+    let sub = fs.mkdir(base, etc.ino, b"sub", 0o700, 1, 1, t)?;
+    fs.mknod(base, sub.ino, b"deep", FileType::Regular, 0o600, 0, 0, 0, t)?;
+    fs.symlink(base, Ino::ROOT, b"escape", b"/", 0, 0, t)?;
+    fs.symlink(base, Ino::ROOT, b"up", b"../../..", 0, 0, t)?;
+    fs.commit_layer("base")?;
+    let sibling = fs.create_layer("sibling", Some("base"))?;
+    fs.mknod(sibling, Ino::ROOT, b"mine", FileType::Regular, 0o644, 0, 0, 0, t)?;
+    let target = fs.create_layer("target", Some("base"))?;
+    fs.mknod(target, Ino::ROOT, b"own", FileType::Regular, 0o644, 0, 0, 0, t)?;
+    Ok((dev, fs, [base, sibling, target]))
+}
+
+/// The dump of layer `name`.
+fn dump(fs: &Fs, name: &str) -> LayerDump {
+    let info = fs.layer(name).unwrap_or_else(|e| panic!("layer {name}: {e}"));
+    let info = convert::layer_info_back(info);
+    walk::dump_layer(fs, &info, None).unwrap_or_else(|e| panic!("walk of {name}: {e}"))
+}
+
+/// Checks one input; panics on a broken property.
+pub fn check(data: &[u8]) {
+    let (dev, fs, [_, _, target]) = setup().unwrap_or_else(|e| panic!("setup: {e}"));
+    let before = (dump(&fs, "base"), dump(&fs, "sibling"));
+    let opts = ApplyOptions { now: now(), limits: limits() };
+    if let Err(e) = apply_diff_with(&fs, target, data, &opts) {
+        let allowed = match &e.kind {
+            TarErrorKind::Engine(engine) => {
+                !matches!(engine, lcfs::Error::Corrupt { .. } | lcfs::Error::Io(_))
+            }
+            TarErrorKind::Io(_) => false,
+            _ => e.errno() == 22,
+        };
+        assert!(allowed, "apply failed in a way a stream must not cause: {e}");
+    }
+    assert!(before.0 == dump(&fs, "base"), "the base layer changed");
+    assert!(before.1 == dump(&fs, "sibling"), "the sibling layer changed");
+    dump(&fs, "target");
+    fs.unmount().unwrap_or_else(|e| panic!("unmount: {e}"));
+    let report = lcfs::fsck::check(dev).unwrap_or_else(|e| panic!("fsck: {e}"));
+    assert!(report.is_clean(), "fsck after apply: {report}");
+}
