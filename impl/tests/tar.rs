@@ -532,3 +532,78 @@ fn write_diff_writes_whiteouts_parents_and_hard_links() {
     assert_eq!(dump(&fs, again), dump(&fs, child));
     unmount_clean(&dev, fs);
 }
+
+#[test]
+fn a_childs_diff_from_fs_changes_rebuilds_the_child_on_its_parent() {
+    let (dev, fs) = fresh();
+    let base = fs.create_layer("base", None).unwrap();
+    let lower = Build::default()
+        .dir(b"etc/sub")
+        .file(b"etc/passwd", b"root")
+        .file(b"etc/sub/deep", b"d")
+        .dir(b"gone/inner")
+        .file(b"gone/inner/x", b"x")
+        .file(b"dir-to-be", b"f")
+        .file(b"a", b"shared")
+        .finish();
+    apply_diff_with(&fs, base, &lower[..], &opts()).unwrap();
+    fs.commit_layer("base").unwrap();
+
+    // The child changes through the engine's own calls, as a container would.
+    let child = fs.create_layer("child", Some("base")).unwrap();
+    let t = now();
+    let etc = resolve(&fs, child, b"etc").unwrap();
+    let passwd = resolve(&fs, child, b"etc/passwd").unwrap();
+    fs.write(child, passwd.ino, 0, b"toor:x", t).unwrap();
+    fs.setxattr(child, passwd.ino, b"user.new", b"1", XattrFlags::Any, t)
+        .unwrap();
+    let sub = resolve(&fs, child, b"etc/sub").unwrap();
+    fs.unlink(child, sub.ino, b"deep", t).unwrap();
+    let gone = resolve(&fs, child, b"gone").unwrap();
+    let inner = resolve(&fs, child, b"gone/inner").unwrap();
+    fs.unlink(child, inner.ino, b"x", t).unwrap();
+    fs.rmdir(child, gone.ino, b"inner", t).unwrap();
+    fs.rmdir(child, Ino::ROOT, b"gone", t).unwrap();
+    fs.unlink(child, Ino::ROOT, b"dir-to-be", t).unwrap();
+    let made = fs
+        .mkdir(child, Ino::ROOT, b"dir-to-be", 0o750, 3, 4, t)
+        .unwrap();
+    let new = fs
+        .mknod(
+            child,
+            made.ino,
+            b"new",
+            FileType::Regular,
+            0o600,
+            0,
+            0,
+            0,
+            t,
+        )
+        .unwrap();
+    fs.write(child, new.ino, 0, b"fresh", t).unwrap();
+    let a = resolve(&fs, child, b"a").unwrap();
+    fs.link(child, a.ino, etc.ino, b"a-link", t).unwrap();
+    fs.symlink(child, Ino::ROOT, b"s", b"etc/passwd", 0, 0, t)
+        .unwrap();
+
+    let mut tar = Vec::new();
+    lcfs::tar::write_layer_diff(&fs, child, &mut tar).unwrap();
+    let listing = gnu_list(&tar);
+    assert!(
+        listing.contains(".wh.gone") && listing.contains("etc/sub/.wh.deep"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("inner"),
+        "only the top of a deleted subtree: {listing}"
+    );
+
+    let again = fs.create_layer("again", Some("base")).unwrap();
+    apply_diff_with(&fs, again, &tar[..], &opts()).unwrap();
+    let (mut want, mut got) = (dump(&fs, child), dump(&fs, again));
+    want.remove(&b""[..]);
+    got.remove(&b""[..]);
+    assert_eq!(got, want);
+    unmount_clean(&dev, fs);
+}

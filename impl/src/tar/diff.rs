@@ -1,4 +1,5 @@
-//! `write_diff`: a layer's changes as a layer tar (Docker's Diff), the reverse of `apply_diff`.
+//! `write_diff`: a layer's changes as a layer tar (Docker's Diff), the reverse of `apply_diff`;
+//! `write_layer_diff` takes the changes from `Fs::changes`.
 //!
 //! - changes are written in path order; the parent directories of each change are written
 //!   first (once each, with their metadata from the layer), so that the tar applies alone;
@@ -21,13 +22,8 @@ use super::{display_name, TarError, TarErrorKind, TarResult};
 use crate::fs::Fs;
 use crate::types::{Attr, FileType, Ino, LayerId, Timespec};
 
-/// What happened to a path between a layer and its parent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    Added,
-    Modified,
-    Deleted,
-}
+/// What happened to a path between a layer and its parent (`Fs::changes`' kinds).
+pub use crate::ChangeKind;
 
 /// File data is read from the engine in reads of at most this many bytes.
 const CHUNK_BYTES: u32 = 1 << 20;
@@ -60,6 +56,14 @@ pub fn write_diff(
     }
     let (_, bytes) = diff.tar.finish().map_err(|e| named(b"", e.into()))?;
     Ok(bytes)
+}
+
+/// The tar of everything `layer` changed against its parent, as `Fs::changes` lists it
+/// (Docker's Diff); returns the bytes written.
+pub fn write_layer_diff(fs: &Fs, layer: LayerId, out: impl Write) -> TarResult<u64> {
+    let changes = fs.changes(layer).map_err(|e| named(b"", e.into()))?;
+    let pairs: Vec<(Vec<u8>, ChangeKind)> = changes.into_iter().map(|c| (c.path, c.kind)).collect();
+    write_diff(fs, layer, &pairs, out)
 }
 
 fn named(raw: &[u8], kind: TarErrorKind) -> TarError {

@@ -24,7 +24,7 @@ mod reader;
 mod writer;
 
 pub use apply::{apply_diff, apply_diff_with, ApplyOptions};
-pub use diff::{write_diff, ChangeKind};
+pub use diff::{write_diff, write_layer_diff, ChangeKind};
 pub use header::EntryKind;
 pub use reader::{Entry, Reader};
 pub use writer::{EntrySpec, Writer};
