@@ -1,7 +1,8 @@
 //! The external POSIX suites against the mount (TESTING.md §5): pjdfstest 0.2.2 in a directory
 //! of a writable layer must report 0 failed, and its skips must be exactly the ones
 //! docs/fileops.md lists; fsx 0.3.2 must end A-OK for 20,000 operations with mmap reads and
-//! writes, for each of three seeds. Afterwards the image unmounts and fscks clean.
+//! writes and copy_file_range (within the file, done by the daemon), for each of three seeds.
+//! Afterwards the image unmounts and fscks clean.
 //! Both tools come from the crate registry (scripts/test.sh installs them).
 #![allow(
     clippy::unwrap_used,
@@ -56,6 +57,7 @@ close_open = 1.0
 invalidate = 1.0
 fsync = 0.5
 posix_fallocate = 1.0
+copy_file_range = 1.0
 ";
 
 #[test]
