@@ -249,4 +249,56 @@ mod tests {
         }
         assert_eq!(fs.layer_view("base").unwrap(), expect);
     }
+    /// Node lookups (cache hits and misses) so far.
+    fn node_lookups(fs: &Fs) -> u64 {
+        let (nodes, _) = fs.cache_stats().unwrap();
+        nodes.hits + nodes.misses
+    }
+
+    #[test]
+    fn a_deep_layer_costs_one_tree_walk_at_most_and_then_only_its_changes() {
+        let dev = Arc::new(MemDevice::new(16_384));
+        Fs::mkfs(dev.clone(), &MkfsOptions::default()).unwrap();
+        let fs = Fs::mount(dev.clone(), &MountOptions::default()).unwrap();
+        let now = Timespec::now();
+        let base = fs.create_layer("l0", None).unwrap();
+        for i in 0..3000u32 {
+            let name = format!("file-with-a-long-name-{i:05}");
+            fs.mknod(base, Ino::ROOT, name.as_bytes(), FileType::Regular, 0o644, 0, 0, 0, now)
+                .unwrap();
+        }
+        fs.commit_layer("l0").unwrap();
+        let depth = 30;
+        for i in 1..=depth {
+            let id = fs.create_layer(&format!("l{i}"), Some(&format!("l{}", i - 1))).unwrap();
+            let name = format!("added-{i}");
+            fs.mknod(id, Ino::ROOT, name.as_bytes(), FileType::Regular, 0o644, 0, 0, 0, now)
+                .unwrap();
+            fs.commit_layer(&format!("l{i}")).unwrap();
+        }
+        let top = fs.create_layer("top", Some(&format!("l{depth}"))).unwrap();
+        fs.mknod(top, Ino::ROOT, b"mine", FileType::Regular, 0o644, 0, 0, 0, now).unwrap();
+        fs.unmount().unwrap();
+
+        // A fresh mount remembers nothing: the first count walks the parent's tree once (not
+        // the chain of 31 ancestors), then diffs.
+        let fs = Fs::mount(dev, &MountOptions::default()).unwrap();
+        let before = node_lookups(&fs);
+        let view = fs.layer_view("top").unwrap();
+        let first = node_lookups(&fs) - before;
+        assert_eq!(view.inodes, 1 + 3000 + depth + 1);
+        let before = node_lookups(&fs);
+        assert_eq!(walked(&fs, top), view);
+        let full = node_lookups(&fs) - before;
+        assert!(full > 20, "the tree has many nodes: {full}");
+        assert!(first <= 2 * full + 10, "one walk and a diff, not {depth} walks: {first} vs {full}");
+
+        // Afterwards: only what changed since the remembered parent.
+        fs.mknod(top, Ino::ROOT, b"more", FileType::Regular, 0o644, 0, 0, 0, now).unwrap();
+        let before = node_lookups(&fs);
+        assert_eq!(fs.layer_view("top").unwrap().inodes, view.inodes + 1);
+        let again = node_lookups(&fs) - before;
+        eprintln!("node lookups: first count {first}, one full walk {full}, after a change {again}");
+        assert!(again * 4 < full, "a diff against the remembered parent: {again} vs {full}");
+    }
 }
