@@ -422,18 +422,25 @@ fn stats(args: &Args) -> Result<()> {
             l["parent"].as_str().unwrap_or("-"),
         );
     }
-    layers.sort_by_key(|l| std::cmp::Reverse((l["reads"].as_u64(), l["children"].as_u64())));
+    let count = |l: &serde_json::Value, key: &str| l[key].as_u64().unwrap_or(0);
+    layers.sort_by_key(|l| std::cmp::Reverse((count(l, "reads"), count(l, "children"))));
     let popular: Vec<String> = layers
         .iter()
+        .filter(|l| count(l, "reads") + count(l, "children") > 0)
         .take(5)
         .map(|l| {
             let name = l["name"].as_str().unwrap_or_default();
-            format!("{name} ({} reads)", l["reads"].as_u64().unwrap_or(0))
+            let (reads, children) = (count(l, "reads"), count(l, "children"));
+            format!("{name} ({reads} reads, {children} children)")
         })
         .collect();
     println!(
         "most popular (reads, then children): {}",
-        popular.join(", ")
+        if popular.is_empty() {
+            "none yet (no reads, no children)".to_string()
+        } else {
+            popular.join(", ")
+        }
     );
     Ok(())
 }
