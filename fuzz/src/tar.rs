@@ -1,6 +1,6 @@
 //! The `tar` target: arbitrary bytes as a layer tar stream into `lcfs::tar::apply_diff_with`.
 //!
-//! Setup (the same for every input): a fresh engine on a `MemDevice`; a committed layer `base`
+//! Setup (the same for every input, made once and copied for each): an engine on a `MemDevice`; a committed layer `base`
 //! with a directory, files, a hard link and two symlinks that point out of any root (`/` and
 //! `../../..`); two children of it: `sibling`, with a file of its own, and `target`, the layer
 //! the stream goes into, with a file of its own too.
@@ -14,7 +14,7 @@
 //! - the target layer still walks cleanly (readdir, lookup, getattr agree), and after unmount
 //!   fsck reports the image clean.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use lcfs::tar::{apply_diff_with, ApplyOptions, Limits, TarErrorKind};
 use lcfs::{BlockDevice, FileType, Fs, Ino, LayerId, MemDevice, MkfsOptions, Timespec};
@@ -43,14 +43,25 @@ fn now() -> Timespec {
 }
 
 /// The engine of the setup and the ids of `base`, `sibling` and `target`.
-pub fn setup() -> lcfs::Result<(Arc<dyn BlockDevice>, Fs, [LayerId; 3])> {
-    let dev: Arc<dyn BlockDevice> = Arc::new(MemDevice::new(DEVICE_BLOCKS));
+pub fn setup() -> lcfs::Result<(Arc<MemDevice>, Fs, [LayerId; 3])> {
+    let mem = Arc::new(MemDevice::new(DEVICE_BLOCKS));
+    let dev: Arc<dyn BlockDevice> = mem.clone();
     Fs::mkfs(Arc::clone(&dev), &MkfsOptions::default())?;
-    let fs = Fs::mount(Arc::clone(&dev), &mount_options())?;
+    let fs = Fs::mount(dev, &mount_options())?;
     let t = now();
     let base = fs.create_layer("base", None)?;
     let etc = fs.mkdir(base, Ino::ROOT, b"etc", 0o755, 0, 0, t)?;
-    let passwd = fs.mknod(base, etc.ino, b"passwd", FileType::Regular, 0o644, 0, 0, 0, t)?;
+    let passwd = fs.mknod(
+        base,
+        etc.ino,
+        b"passwd",
+        FileType::Regular,
+        0o644,
+        0,
+        0,
+        0,
+        t,
+    )?;
     fs.write(base, passwd.ino, 0, b"root:x:0:0::/root:/bin/sh\n", t)?;
     fs.link(base, passwd.ino, Ino::ROOT, b"passwd-link", t)?;
     let sub = fs.mkdir(base, etc.ino, b"sub", 0o700, 1, 1, t)?;
@@ -59,24 +70,76 @@ pub fn setup() -> lcfs::Result<(Arc<dyn BlockDevice>, Fs, [LayerId; 3])> {
     fs.symlink(base, Ino::ROOT, b"up", b"../../..", 0, 0, t)?;
     fs.commit_layer("base")?;
     let sibling = fs.create_layer("sibling", Some("base"))?;
-    fs.mknod(sibling, Ino::ROOT, b"mine", FileType::Regular, 0o644, 0, 0, 0, t)?;
+    fs.mknod(
+        sibling,
+        Ino::ROOT,
+        b"mine",
+        FileType::Regular,
+        0o644,
+        0,
+        0,
+        0,
+        t,
+    )?;
     let target = fs.create_layer("target", Some("base"))?;
-    fs.mknod(target, Ino::ROOT, b"own", FileType::Regular, 0o644, 0, 0, 0, t)?;
-    Ok((dev, fs, [base, sibling, target]))
+    fs.mknod(
+        target,
+        Ino::ROOT,
+        b"own",
+        FileType::Regular,
+        0o644,
+        0,
+        0,
+        0,
+        t,
+    )?;
+    Ok((mem, fs, [base, sibling, target]))
 }
 
 /// The dump of layer `name`.
 fn dump(fs: &Fs, name: &str) -> LayerDump {
-    let info = fs.layer(name).unwrap_or_else(|e| panic!("layer {name}: {e}"));
+    let info = fs
+        .layer(name)
+        .unwrap_or_else(|e| panic!("layer {name}: {e}"));
     let info = convert::layer_info_back(info);
     walk::dump_layer(fs, &info, None).unwrap_or_else(|e| panic!("walk of {name}: {e}"))
 }
 
+/// The setup, made once per process: its image and the dumps of `base` and `sibling`.
+struct Template {
+    image: MemDevice,
+    base: LayerDump,
+    sibling: LayerDump,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let (dev, fs, _) = setup().unwrap_or_else(|e| panic!("setup: {e}"));
+        let (base, sibling) = (dump(&fs, "base"), dump(&fs, "sibling"));
+        fs.unmount()
+            .unwrap_or_else(|e| panic!("setup unmount: {e}"));
+        let image = dev.snapshot();
+        Template {
+            image,
+            base,
+            sibling,
+        }
+    })
+}
+
 /// Checks one input; panics on a broken property.
 pub fn check(data: &[u8]) {
-    let (dev, fs, [_, _, target]) = setup().unwrap_or_else(|e| panic!("setup: {e}"));
-    let before = (dump(&fs, "base"), dump(&fs, "sibling"));
-    let opts = ApplyOptions { now: now(), limits: limits() };
+    let template = template();
+    let dev: Arc<dyn BlockDevice> = Arc::new(template.image.snapshot());
+    let fs = Fs::mount(Arc::clone(&dev), &mount_options()).unwrap_or_else(|e| panic!("mount: {e}"));
+    let target = fs
+        .layer_id("target")
+        .unwrap_or_else(|e| panic!("target: {e}"));
+    let opts = ApplyOptions {
+        now: now(),
+        limits: limits(),
+    };
     if let Err(e) = apply_diff_with(&fs, target, data, &opts) {
         let allowed = match &e.kind {
             TarErrorKind::Engine(engine) => {
@@ -85,10 +148,16 @@ pub fn check(data: &[u8]) {
             TarErrorKind::Io(_) => false,
             _ => e.errno() == 22,
         };
-        assert!(allowed, "apply failed in a way a stream must not cause: {e}");
+        assert!(
+            allowed,
+            "apply failed in a way a stream must not cause: {e}"
+        );
     }
-    assert!(before.0 == dump(&fs, "base"), "the base layer changed");
-    assert!(before.1 == dump(&fs, "sibling"), "the sibling layer changed");
+    assert!(template.base == dump(&fs, "base"), "the base layer changed");
+    assert!(
+        template.sibling == dump(&fs, "sibling"),
+        "the sibling layer changed"
+    );
     dump(&fs, "target");
     fs.unmount().unwrap_or_else(|e| panic!("unmount: {e}"));
     let report = lcfs::fsck::check(dev).unwrap_or_else(|e| panic!("fsck: {e}"));
