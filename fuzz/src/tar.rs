@@ -1,9 +1,9 @@
 //! The `tar` target: arbitrary bytes as a layer tar stream into `lcfs::tar::apply_diff_with`.
 //!
-//! Setup (the same for every input, made once and copied for each): an engine on a `MemDevice`; a committed layer `base`
-//! with a directory, files, a hard link and two symlinks that point out of any root (`/` and
-//! `../../..`); two children of it: `sibling`, with a file of its own, and `target`, the layer
-//! the stream goes into, with a file of its own too.
+//! Setup (the same for every input, made once and copied for each): an engine on a
+//! `MemDevice`; a committed layer `base` with a directory, files, a hard link and two symlinks
+//! that point out of any root (`/` and `../../..`); two children of it: `sibling`, with a file
+//! of its own, and `target`, the layer the stream goes into, with a file of its own too.
 //!
 //! Properties:
 //! - apply returns (bytes applied or an error), never panics, hangs or grows without bound
@@ -35,6 +35,7 @@ pub fn limits() -> Limits {
         path_bytes_max: 4096,
         xattrs_per_entry_max: 64,
         file_bytes_max: 1 << 40,
+        tracked_path_bytes_max: 64 << 10,
     }
 }
 

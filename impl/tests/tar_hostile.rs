@@ -381,6 +381,30 @@ fn every_bound_is_enforced() {
     assert!(err.to_string().contains("too many headers"), "{err}");
     assert_eq!(err.errno(), 22);
     stage.finish();
+    // The paths an apply remembers.
+    let stage = Stage::new();
+    let limits = Limits {
+        tracked_path_bytes_max: 10,
+        ..Limits::default()
+    };
+    let tar = Build::default()
+        .file(b"aaaa", b"")
+        .file(b"bbbb", b"")
+        .file(b"cccc", b"")
+        .finish();
+    let err = apply_diff_with(
+        &stage.fs,
+        stage.target,
+        &tar[..],
+        &ApplyOptions { now: now(), limits },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("more paths than an apply tracks"),
+        "{err}"
+    );
+    assert_eq!((err.errno(), err.name.as_str()), (22, "cccc"));
+    stage.finish();
     // Xattr values above the engine's limit name the entry.
     let stage = Stage::new();
     let xattrs = vec![(b"user.big".to_vec(), vec![1u8; 2000])];

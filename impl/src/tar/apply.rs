@@ -15,8 +15,9 @@
 //! - a hard link's target is resolved by the same rules and must exist and not be a directory;
 //! - directory times are set after the last entry (creating entries moves them), so the times
 //!   the stream gives are the ones that remain;
-//! - the sets this keeps (unpacked paths, directory times) grow by at most one item per header,
-//!   which `Limits::headers_max` bounds.
+//! - the sets this keeps (unpacked paths, directory times) grow by at most one item per header
+//!   (plus the parents it creates), which `Limits::headers_max` bounds, and the unpacked paths
+//!   by `Limits::tracked_path_bytes_max` in bytes.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -95,6 +96,8 @@ pub fn apply_diff_with(
         layer,
         now: opts.now,
         path_bytes_max: opts.limits.path_bytes_max,
+        tracked_bytes_max: opts.limits.tracked_path_bytes_max,
+        tracked_bytes: 0,
         unpacked: HashSet::new(),
         dir_times: HashMap::new(),
         applied_bytes: 0,
@@ -119,6 +122,9 @@ struct Apply<'a> {
     layer: LayerId,
     now: Timespec,
     path_bytes_max: usize,
+    tracked_bytes_max: usize,
+    /// Bytes of the paths in `unpacked` (never decreased: a bound, not a measure).
+    tracked_bytes: usize,
     /// Paths this stream created (an opaque marker keeps them).
     unpacked: HashSet<Vec<u8>>,
     /// Directories of the stream and their (atime, mtime), set at the end.
@@ -163,8 +169,7 @@ impl Apply<'_> {
             EntryKind::Directory => self.directory(parent, base, existing, entry)?,
             EntryKind::HardLink => {
                 self.hard_link(parent, base, existing, entry)?;
-                self.unpacked.insert(path::join(&components));
-                return Ok(());
+                return self.track(path::join(&components));
             }
             _ => {
                 if let Some(old) = existing {
@@ -198,7 +203,18 @@ impl Apply<'_> {
             };
             self.fs.setattr(self.layer, attr.ino, &set, self.now)?;
         }
-        self.unpacked.insert(path::join(&components));
+        self.track(path::join(&components))
+    }
+
+    /// Remembers a path the stream created, within `tracked_path_bytes_max`.
+    fn track(&mut self, path: Vec<u8>) -> Step<()> {
+        self.tracked_bytes += path.len();
+        if self.tracked_bytes > self.tracked_bytes_max {
+            return Err(TarErrorKind::Limit(
+                "the stream creates more paths than an apply tracks",
+            ));
+        }
+        self.unpacked.insert(path);
         Ok(())
     }
 
@@ -268,8 +284,7 @@ impl Apply<'_> {
                     let made = self
                         .fs
                         .mkdir(self.layer, dir, name, 0o755, 0, 0, self.now)?;
-                    self.unpacked
-                        .insert(path::join(components.get(..=depth).unwrap_or(&[])));
+                    self.track(path::join(components.get(..=depth).unwrap_or(&[])))?;
                     made.ino
                 }
             };

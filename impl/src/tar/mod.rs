@@ -49,17 +49,21 @@ pub struct Limits {
     pub xattrs_per_entry_max: usize,
     /// The size of one regular file.
     pub file_bytes_max: u64,
+    /// The paths an apply remembers (those the stream created, for opaque markers), in bytes:
+    /// with `headers_max`, what bounds the memory of an apply.
+    pub tracked_path_bytes_max: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            headers_max: 1 << 22,
+            headers_max: 1 << 21,
             extension_bytes_max: 1 << 20,
             extensions_in_a_row_max: 16,
             path_bytes_max: 4096,
             xattrs_per_entry_max: 1024,
             file_bytes_max: FILE_SIZE_MAX,
+            tracked_path_bytes_max: 256 << 20,
         }
     }
 }
