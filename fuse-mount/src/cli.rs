@@ -363,9 +363,21 @@ fn layer(args: &Args) -> Result<()> {
                 .unwrap_or_default()
         ),
         "commit" => println!("committed {}", name()?),
+        "diff" => print_diff(&data),
         _ => println!("removed {}", name()?),
     }
     Ok(())
+}
+
+/// One line per change, as `docker diff` prints them: `A /path`, `C /path`, `D /path`.
+fn print_diff(data: &serde_json::Value) {
+    for change in data["changes"].as_array().into_iter().flatten() {
+        println!(
+            "{} {}",
+            change["kind"].as_str().unwrap_or("?"),
+            change["path"].as_str().unwrap_or_default()
+        );
+    }
 }
 
 fn print_layers(data: &serde_json::Value) {

@@ -96,10 +96,7 @@ impl Server {
             },
             Request::LayerRemove { name } => self.remove(&name),
             Request::LayerList => self.list(),
-            Request::LayerDiff { name } => Reply::error(format!(
-                "layer diff {name:?} is not supported yet: the engine has no layer diff API \
-                 (it comes with the runtime integration); nothing was changed"
-            )),
+            Request::LayerDiff { name } => self.diff(&name),
             Request::Stats => self.stats(),
             Request::Gc {
                 dry_run,
@@ -134,6 +131,25 @@ impl Server {
 
     fn layer_path(&self, name: &str) -> PathBuf {
         self.mountpoint.join("layers").join(name)
+    }
+
+    /// The changes of layer `name` against its parent, as `docker diff` lists them: `kind` is
+    /// `A`, `C` or `D`; a path that is not UTF-8 shows U+FFFD for its bad bytes.
+    fn diff(&self, name: &str) -> Reply {
+        let fs = &self.shared.fs;
+        match fs.layer_id(name).and_then(|id| fs.changes(id)) {
+            Ok(changes) => {
+                let changes: Vec<serde_json::Value> = changes
+                    .iter()
+                    .map(|c| {
+                        let path = String::from_utf8_lossy(&c.path);
+                        json!({ "kind": c.kind.letter().to_string(), "path": path })
+                    })
+                    .collect();
+                Reply::ok(json!({ "changes": changes }))
+            }
+            Err(e) => layer_error("diffing layer", name, &e),
+        }
     }
 
     fn remove(&self, name: &str) -> Reply {
