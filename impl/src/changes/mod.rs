@@ -28,6 +28,8 @@
 //! Invariants: reads only; every walk over on-disk data is bounded (`view.rs`), and a directory
 //! met twice in one subtree walk is `Corrupt`.
 
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
