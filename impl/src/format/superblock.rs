@@ -213,6 +213,8 @@ mod tests {
     use quickcheck::quickcheck;
 
     fn sample(generation: u64, next_ino: u64, label: String) -> Superblock {
+        // Any generation a checkpoint can issue (beyond GENERATION_MAX is damage).
+        let generation = generation % GENERATION_MAX;
         Superblock {
             slot: if generation.is_multiple_of(3) { SLOT_A } else { SLOT_B },
             generation: Generation(generation),
@@ -227,6 +229,14 @@ mod tests {
             created_sec: 1_700_000_000,
             label: label.chars().filter(|c| *c != '\0').take(16).collect(),
         }
+    }
+
+    #[test]
+    fn a_generation_beyond_the_range_is_refused() {
+        let mut sb = sample(1, 2, String::new());
+        sb.generation = Generation(GENERATION_MAX);
+        let err = Superblock::decode(&sb.encode(), sb.slot(), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("beyond any"), "{err}");
     }
 
     quickcheck! {
