@@ -168,13 +168,17 @@ impl<'a> View<'a> {
         let mut left = limit;
         while left > 0 {
             let start = after.as_deref().map_or(Bound::Included(lo), Bound::Excluded);
-            let batch = self.tree.range(self.store, start, Bound::Excluded(hi), left.min(BATCH))?;
-            let Some((last, _)) = batch.last() else { return Ok(()) };
-            after = Some(last.clone());
-            left = left.saturating_sub(batch.len());
+            let asked = left.min(BATCH);
+            let batch = self.tree.range(self.store, start, Bound::Excluded(hi), asked)?;
             for (key, value) in &batch {
                 each(key, value)?;
             }
+            // A short batch is the end of the range: no second descent to find it empty.
+            let Some((last, _)) = batch.last().filter(|_| batch.len() == asked) else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            left = left.saturating_sub(batch.len());
         }
         Ok(())
     }
