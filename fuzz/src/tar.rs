@@ -5,6 +5,11 @@
 //! that point out of any root (`/` and `../../..`); two children of it: `sibling`, with a file
 //! of its own, and `target`, the layer the stream goes into, with a file of its own too.
 //!
+//! Input: one flag byte, then the stream. Flag bit 0 (`FLAG_RESEAL`): before the apply, the
+//! checksum of every 512-byte block that carries the ustar magic is recomputed, so that
+//! mutations of header fields reach the decoders behind the checksum (without it most of them
+//! stop at the checksum; with the bit clear the checksum check itself is fuzzed).
+//!
 //! Properties:
 //! - apply returns (bytes applied or an error), never panics, hangs or grows without bound
 //!   (small limits: `limits()`);
@@ -129,8 +134,32 @@ fn template() -> &'static Template {
     })
 }
 
+/// Flag: recompute header checksums before the apply.
+pub const FLAG_RESEAL: u8 = 1;
+
+/// Recomputes the checksum of every block of `tar` that carries the ustar magic.
+pub fn reseal(tar: &mut [u8]) {
+    for block in tar.chunks_exact_mut(512) {
+        if block.get(257..262) != Some(b"ustar".as_slice()) {
+            continue;
+        }
+        if let Some(field) = block.get_mut(148..156) {
+            field.fill(b' ');
+        }
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        if let Some(field) = block.get_mut(148..156) {
+            field.copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        }
+    }
+}
+
 /// Checks one input; panics on a broken property.
 pub fn check(data: &[u8]) {
+    let _ = run(data);
+}
+
+/// `check`, returning what the apply gave: the bytes applied, or the error's kind.
+pub fn run(data: &[u8]) -> Result<u64, String> {
     let template = template();
     let dev: Arc<dyn BlockDevice> = Arc::new(template.image.snapshot());
     let fs = Fs::mount(Arc::clone(&dev), &mount_options()).unwrap_or_else(|e| panic!("mount: {e}"));
@@ -141,7 +170,13 @@ pub fn check(data: &[u8]) {
         now: now(),
         limits: limits(),
     };
-    if let Err(e) = apply_diff_with(&fs, target, data, &opts) {
+    let (flags, stream) = data.split_first().map_or((0, data), |(f, rest)| (*f, rest));
+    let mut stream = stream.to_vec();
+    if flags & FLAG_RESEAL != 0 {
+        reseal(&mut stream);
+    }
+    let outcome = apply_diff_with(&fs, target, &stream[..], &opts);
+    if let Err(e) = &outcome {
         let allowed = match &e.kind {
             TarErrorKind::Engine(engine) => {
                 !matches!(engine, lcfs::Error::Corrupt { .. } | lcfs::Error::Io(_))
@@ -163,4 +198,5 @@ pub fn check(data: &[u8]) {
     fs.unmount().unwrap_or_else(|e| panic!("unmount: {e}"));
     let report = lcfs::fsck::check(dev).unwrap_or_else(|e| panic!("fsck: {e}"));
     assert!(report.is_clean(), "fsck after apply: {report}");
+    outcome.map_err(|e| e.kind.to_string())
 }

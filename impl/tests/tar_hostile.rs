@@ -461,3 +461,20 @@ fn replacing_inherited_entries_changes_only_the_target() {
     );
     stage.finish();
 }
+
+/// Found by the tar fuzz target: a symlink header whose link field starts with NUL (an empty
+/// target) reached the engine, whose ENOENT did not say that the stream was at fault.
+#[test]
+fn symlinks_with_an_empty_or_too_long_target_are_refused() {
+    let stage = Stage::new();
+    let message = stage.refuses(&stream(&[&header(b"out", b'2', 0, b"")]), "out");
+    assert!(message.contains("empty target"), "{message}");
+    stage.finish();
+    let stage = Stage::new();
+    let message = stage.refuses(
+        &Build::default().symlink(b"long", &[b't'; 4096]).finish(),
+        "long",
+    );
+    assert!(message.contains("4095"), "{message}");
+    stage.finish();
+}

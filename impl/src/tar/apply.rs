@@ -28,7 +28,7 @@ use super::reader::{Entry, Reader};
 use super::{display_name, Limits, TarError, TarErrorKind, TarResult};
 use crate::error::Error;
 use crate::fs::Fs;
-use crate::types::{Attr, FileType, Ino, LayerId, SetAttr, Timespec, XattrFlags};
+use crate::types::{Attr, FileType, Ino, LayerId, SetAttr, Timespec, XattrFlags, SYMLINK_MAX};
 
 /// Options of `apply_diff_with`.
 #[derive(Clone, Debug)]
@@ -359,7 +359,18 @@ impl Apply<'_> {
         let (uid, gid, perm) = (entry.uid, entry.gid, perm(entry));
         let node = |kind, rdev| fs.mknod(layer, parent, name, kind, perm, rdev, uid, gid, now);
         let attr = match entry.kind {
-            EntryKind::Symlink => fs.symlink(layer, parent, name, &entry.link, uid, gid, now)?,
+            EntryKind::Symlink => {
+                // The engine's ENOENT and ENAMETOOLONG would not say that the stream is at fault.
+                if entry.link.is_empty() {
+                    return Err(TarErrorKind::Header("a symlink with an empty target"));
+                }
+                if entry.link.len() > SYMLINK_MAX {
+                    return Err(TarErrorKind::Limit(
+                        "a symlink target is longer than 4095 bytes",
+                    ));
+                }
+                fs.symlink(layer, parent, name, &entry.link, uid, gid, now)?
+            }
             EntryKind::Fifo => node(FileType::Fifo, 0)?,
             EntryKind::CharDevice => node(FileType::CharDevice, device(entry)?)?,
             EntryKind::BlockDevice => node(FileType::BlockDevice, device(entry)?)?,
