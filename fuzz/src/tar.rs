@@ -13,8 +13,9 @@
 //! Properties:
 //! - apply returns (bytes applied or an error), never panics, hangs or grows without bound
 //!   (small limits: `limits()`);
-//! - an error is the stream's (EINVAL), the engine's refusal of a name or a full device, never
-//!   a corruption or an I/O error of the engine;
+//! - an error is the stream's (EINVAL), or the engine's full device or link limit: any other
+//!   engine error means a check of the stream is missing (a name, a type, a path), and a
+//!   corruption or I/O error never comes;
 //! - nothing outside the target changes: `base` and `sibling` dump exactly as before;
 //! - the target layer still walks cleanly (readdir, lookup, getattr agree), and after unmount
 //!   fsck reports the image clean.
@@ -178,9 +179,12 @@ pub fn run(data: &[u8]) -> Result<u64, String> {
     let outcome = apply_diff_with(&fs, target, &stream[..], &opts);
     if let Err(e) = &outcome {
         let allowed = match &e.kind {
-            TarErrorKind::Engine(engine) => {
-                !matches!(engine, lcfs::Error::Corrupt { .. } | lcfs::Error::Io(_))
-            }
+            // A full device, a file or link count at the engine's limit: the stream's names,
+            // types and paths are all checked before they reach the engine.
+            TarErrorKind::Engine(engine) => matches!(
+                engine,
+                lcfs::Error::NoSpace | lcfs::Error::TooManyLinks | lcfs::Error::FileTooBig
+            ),
             TarErrorKind::Io(_) => false,
             _ => e.errno() == 22,
         };

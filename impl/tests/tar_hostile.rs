@@ -212,6 +212,19 @@ fn names_hold_any_byte_but_nul_and_stay_within_limits() {
     let message = stage.refuses(&Build::default().file(&deep, b"").finish(), "d/d/");
     assert!(message.contains("PATH_MAX"), "{message}");
     stage.finish();
+    // A whiteout of a 255-byte name is 259 bytes: fine as the last component, refused above it
+    // (such a parent used to reach the engine's ENAMETOOLONG, which the fuzz target now rejects).
+    let whiteout: Vec<u8> = [&b".wh."[..], &[b'n'; 255]].concat();
+    let stage = Stage::new();
+    stage
+        .apply(&Build::default().file(&whiteout, b"").finish())
+        .unwrap();
+    stage.finish();
+    let stage = Stage::new();
+    let above: Vec<u8> = [&whiteout[..], b"/x"].concat();
+    let message = stage.refuses(&Build::default().file(&above, b"").finish(), ".wh.nnn");
+    assert!(message.contains("255"), "{message}");
+    stage.finish();
     // Whiteouts of '', '.' and '..'.
     for name in [&b".wh."[..], b"etc/.wh..", b"etc/.wh..."] {
         let stage = Stage::new();

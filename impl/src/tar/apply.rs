@@ -28,7 +28,9 @@ use super::reader::{Entry, Reader};
 use super::{display_name, Limits, TarError, TarErrorKind, TarResult};
 use crate::error::Error;
 use crate::fs::Fs;
-use crate::types::{Attr, FileType, Ino, LayerId, SetAttr, Timespec, XattrFlags, SYMLINK_MAX};
+use crate::types::{
+    Attr, FileType, Ino, LayerId, SetAttr, Timespec, XattrFlags, NAME_MAX, SYMLINK_MAX,
+};
 
 /// Options of `apply_diff_with`.
 #[derive(Clone, Debug)]
@@ -179,7 +181,7 @@ impl Apply<'_> {
             }
         };
         for (name, value) in &entry.xattrs {
-            if name.is_empty() || name.len() > crate::types::NAME_MAX {
+            if name.is_empty() || name.len() > NAME_MAX {
                 return Err(TarErrorKind::Limit(
                     "an xattr name is empty or longer than 255 bytes",
                 ));
@@ -329,6 +331,11 @@ impl Apply<'_> {
         let Some((target_base, target_parents)) = target_path.split_last() else {
             return Err(TarErrorKind::Unsafe("a hard link to the layer root"));
         };
+        if target_base.len() > NAME_MAX {
+            return Err(TarErrorKind::Limit(
+                "a hard link target's name is longer than 255 bytes",
+            ));
+        }
         let missing = TarErrorKind::Unsafe("a hard link to a missing name");
         let target_dir = self.resolve_dir(target_parents)?.ok_or(missing)?;
         let target = lookup(self.fs, self.layer, target_dir, target_base)?

@@ -5,8 +5,8 @@
 //!   to the layer root;
 //! - empty and `.` components are dropped; `..` removes the previous component, and a `..` with
 //!   nothing left to remove (climbing above the layer root) is an error, not clamped;
-//! - a NUL byte, a component over `NAME_MAX` bytes (plus 4 for a `.wh.` whiteout) or a path
-//!   over the limit is an error;
+//! - a NUL byte, a component over `NAME_MAX` bytes (plus 4 for a `.wh.` whiteout in the last
+//!   component) or a path over the limit is an error;
 //! - bytes are kept as they are (names need not be UTF-8: the engine stores bytes).
 //!
 //! The result is purely lexical: symlinks are never consulted here, and `apply` refuses a
@@ -43,6 +43,17 @@ pub fn clean(raw: &[u8], path_bytes_max: usize) -> Result<Components, TarErrorKi
             }
             name => components.push(name.to_vec()),
         }
+    }
+    // Only the last component can be a whiteout: a longer one above it names no directory.
+    let above = components.len().saturating_sub(1);
+    if components
+        .iter()
+        .take(above)
+        .any(|name| name.len() > NAME_MAX)
+    {
+        return Err(TarErrorKind::Limit(
+            "a path component is longer than 255 bytes",
+        ));
     }
     Ok(components)
 }
@@ -97,6 +108,13 @@ mod tests {
             Err(TarErrorKind::Limit(_))
         ));
         assert!(clean(&[b'n'; 255], 4096).is_ok());
+        let whiteout: Vec<u8> = [&b".wh."[..], &[b'n'; 255]].concat();
+        assert!(
+            clean(&whiteout, 4096).is_ok(),
+            "a whiteout of a 255-byte name"
+        );
+        let above: Vec<u8> = [&whiteout[..], b"/x"].concat();
+        assert!(matches!(clean(&above, 4096), Err(TarErrorKind::Limit(_))));
         assert!(matches!(
             clean(&[b'/'; 4097], 4096),
             Err(TarErrorKind::Limit(_))
