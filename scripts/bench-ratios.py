@@ -46,3 +46,7 @@ for what in ("committed", "writable-child"):
     ratio(f"lookup+read {what}: depth 100 / depth 1",
           f"lookup-read/{what}/depth100", f"lookup-read/{what}/depth1", 1.2)
 ratio("remove: 10,000 private blocks / 10", "remove-private/blocks10000", "remove-private/blocks10", 1e9)
+ratio("diff: 10 changes in 100,000 files / 10 changes in 100 files",
+      "diff/changes/files100000-changes10", "diff/changes/files100-changes10", 2.0)
+ratio("diff: 10,000 changes / 10 changes, 100,000 files (grows with the change)",
+      "diff/changes/files100000-changes10000", "diff/changes/files100000-changes10", 1e9)
