@@ -415,7 +415,7 @@ struct Slot {
     claimed: Option<Generation>,
 }
 
-/// The superblock in `slot`, `None` if the slot is zero. A copy that fails its checksum is read
+/// The superblock in `slot`, `None` if the slot is zero. A copy that fails to decode is read
 /// again (up to `SLOT_READS_MAX` reads): a torn slot stays torn, but a transient error on the
 /// way must not make mount fall back to the older slot, which would silently roll the
 /// filesystem back one checkpoint.
@@ -428,8 +428,9 @@ fn read_slot(dev: &dyn BlockDevice, slot: BlockNo, blocks: u64) -> Result<Option
             return Ok(None);
         }
         let decoded = Superblock::decode(&buf, slot, blocks);
-        let retry =
-            matches!(&decoded, Err(Error::Corrupt { what, .. }) if what.contains("checksum"));
+        // Any damage is read again, not only a checksum failure: the header check tests the
+        // magic first, so a flip there fails before the checksum is looked at.
+        let retry = matches!(&decoded, Err(Error::Corrupt { .. }));
         found = Some(Slot { decoded, claimed: Superblock::claimed_generation(&buf) });
         if !retry {
             break;
