@@ -8,7 +8,11 @@
 //! Input: one flag byte, then the stream. Flag bit 0 (`FLAG_RESEAL`): before the apply, the
 //! checksum of every 512-byte block that carries the ustar magic is recomputed, so that
 //! mutations of header fields reach the decoders behind the checksum (without it most of them
-//! stop at the checksum; with the bit clear the checksum check itself is fuzzed).
+//! stop at the checksum; with the bit clear the checksum check itself is fuzzed). Flag bit 1
+//! (`FLAG_ENTRIES`): the bytes describe entries that lcfs's writer turns into the stream
+//! (`entries_stream`): kinds, paths and links made of the setup's names, whiteouts, `.` and
+//! `..`, so that most inputs apply and exercise the rules (replacement, whiteouts, opaque
+//! directories, hard links, symlinks in paths) rather than stop at the decoder.
 //!
 //! Properties:
 //! - apply returns (bytes applied or an error), never panics, hangs or grows without bound
@@ -22,7 +26,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use lcfs::tar::{apply_diff_with, ApplyOptions, Limits, TarErrorKind};
+use arbitrary::Unstructured;
+use lcfs::tar::{
+    apply_diff_with, ApplyOptions, EntryKind, EntrySpec, Limits, TarErrorKind, Writer,
+};
 use lcfs::{BlockDevice, FileType, Fs, Ino, LayerId, MemDevice, MkfsOptions, Timespec};
 use lcfs_crashtests::{convert, walk};
 use lcfs_model::LayerDump;
@@ -138,6 +145,104 @@ fn template() -> &'static Template {
 /// Flag: recompute header checksums before the apply.
 pub const FLAG_RESEAL: u8 = 1;
 
+/// Flag: the bytes describe entries (`entries_stream`), written by lcfs's own writer.
+pub const FLAG_ENTRIES: u8 = 2;
+
+/// Path components the entries mode picks from: the setup's names, whiteouts, `.` and `..`.
+const WORDS: [&[u8]; 16] = [
+    b"etc",
+    b"passwd",
+    b"sub",
+    b"deep",
+    b"escape",
+    b"up",
+    b"passwd-link",
+    b"own",
+    b"mine",
+    b"a",
+    b"..",
+    b".",
+    b".wh.a",
+    b".wh.passwd",
+    b".wh..wh..opq",
+    b"",
+];
+
+/// A path of one to four words, absolute or not.
+fn path(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let mut out = if u.arbitrary::<bool>()? {
+        b"/".to_vec()
+    } else {
+        Vec::new()
+    };
+    for index in 0..u.int_in_range(1..=4u8)? {
+        if index > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(u.choose(&WORDS)?);
+    }
+    Ok(out)
+}
+
+/// A stream of up to 32 entries described by `data` (kinds, paths from `WORDS`, link targets,
+/// small data, modes, an xattr), so that inputs reach the apply rules rather than the decoder.
+pub fn entries_stream(data: &[u8]) -> Vec<u8> {
+    let mut u = Unstructured::new(data);
+    let mut tar = Writer::new(Vec::new());
+    let kinds = [
+        EntryKind::Regular,
+        EntryKind::Directory,
+        EntryKind::Symlink,
+        EntryKind::HardLink,
+        EntryKind::Fifo,
+        EntryKind::CharDevice,
+    ];
+    for _ in 0..32 {
+        let Ok(entry) = (|| -> arbitrary::Result<_> {
+            let kind = *u.choose(&kinds)?;
+            let (path, link) = (path(&mut u)?, path(&mut u)?);
+            let len = usize::from(u.int_in_range(0..=64u8)?);
+            let data = u.bytes(len)?.to_vec();
+            let mode = u32::from(u.arbitrary::<u16>()?);
+            let xattrs = if u.arbitrary::<bool>()? {
+                vec![(b"user.k".to_vec(), data.clone())]
+            } else {
+                Vec::new()
+            };
+            Ok((kind, path, link, data, mode, xattrs))
+        })() else {
+            break;
+        };
+        let (kind, path, link, data, mode, xattrs) = entry;
+        let data = if kind == EntryKind::Regular {
+            data
+        } else {
+            Vec::new()
+        };
+        let spec = EntrySpec {
+            kind,
+            path: &path,
+            link: &link,
+            mode,
+            uid: mode % 3,
+            gid: 0,
+            size: data.len() as u64,
+            mtime: Timespec::new(i64::from(mode), mode),
+            dev_major: u64::from(mode % 5),
+            dev_minor: 1,
+            xattrs: &xattrs,
+        };
+        if tar
+            .append(&spec)
+            .and_then(|()| tar.write_data(&data))
+            .is_err()
+        {
+            break;
+        }
+    }
+    tar.finish().map(|(out, _)| out).unwrap_or_default()
+}
+
 /// Recomputes the checksum of every block of `tar` that carries the ustar magic.
 pub fn reseal(tar: &mut [u8]) {
     for block in tar.chunks_exact_mut(512) {
@@ -172,7 +277,11 @@ pub fn run(data: &[u8]) -> Result<u64, String> {
         limits: limits(),
     };
     let (flags, stream) = data.split_first().map_or((0, data), |(f, rest)| (*f, rest));
-    let mut stream = stream.to_vec();
+    let mut stream = if flags & FLAG_ENTRIES != 0 {
+        entries_stream(stream)
+    } else {
+        stream.to_vec()
+    };
     if flags & FLAG_RESEAL != 0 {
         reseal(&mut stream);
     }
