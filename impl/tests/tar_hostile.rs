@@ -491,3 +491,33 @@ fn symlinks_with_an_empty_or_too_long_target_are_refused() {
     assert!(message.contains("4095"), "{message}");
     stage.finish();
 }
+
+/// Found by the tar fuzz target (entries mode): a hard link at the path of a directory, to a
+/// name inside that directory; replacing the directory removed the target, and the engine's
+/// ENOENT reached the caller. It is refused before anything changes.
+#[test]
+fn a_hard_link_to_a_name_inside_the_directory_it_replaces_is_refused() {
+    let stage = Stage::new();
+    let tar = Build::default()
+        .dir(b"d")
+        .file(b"d/x", b"x")
+        .hardlink(b"/d/", b"d/./x")
+        .finish();
+    let message = stage.refuses(&tar, "/d/");
+    assert!(
+        message.contains("inside the entry it replaces"),
+        "{message}"
+    );
+    assert!(
+        resolve(&stage.fs, stage.target, b"d/x").is_ok(),
+        "nothing was removed"
+    );
+    stage.finish();
+    // Inherited too: etc/passwd inside etc.
+    let stage = Stage::new();
+    stage.refuses(
+        &Build::default().hardlink(b"etc", b"etc/passwd").finish(),
+        "etc",
+    );
+    stage.finish();
+}

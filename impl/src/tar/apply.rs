@@ -170,7 +170,7 @@ impl Apply<'_> {
         let attr = match entry.kind {
             EntryKind::Directory => self.directory(parent, base, existing, entry)?,
             EntryKind::HardLink => {
-                self.hard_link(parent, base, existing, entry)?;
+                self.hard_link(&components, parent, existing, entry)?;
                 return self.track(path::join(&components));
             }
             _ => {
@@ -322,12 +322,19 @@ impl Apply<'_> {
     /// A hard link to an earlier name of the layer (inherited or from this stream).
     fn hard_link(
         &mut self,
+        components: &[Vec<u8>],
         parent: Ino,
-        name: &[u8],
         existing: Option<Attr>,
         entry: &Entry,
     ) -> Step<()> {
+        let name = components.last().map_or(&[][..], Vec::as_slice);
         let target_path = path::clean(&entry.link, self.path_bytes_max)?;
+        if target_path.len() > components.len() && target_path.starts_with(components) {
+            // Replacing the entry's path would remove the target first.
+            return Err(TarErrorKind::Unsafe(
+                "a hard link to a name inside the entry it replaces",
+            ));
+        }
         let Some((target_base, target_parents)) = target_path.split_last() else {
             return Err(TarErrorKind::Unsafe("a hard link to the layer root"));
         };
