@@ -202,3 +202,31 @@ fn a_torn_superblock_of_an_interrupted_checkpoint_never_comes_back() {
     lcfs_crashtests::exhaustive::run_pairs(35042, &sequence, &Arc::new(Stats::default()))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Found by `crash.rs` (LCFS_SEED=1311148706237123683, shrunk to these steps): a commit whose
+/// checkpoint failed on a write error left the layer committed in memory with its data still
+/// in dirty pages; a child cloned from it took the parent's last written tree and lost that
+/// data. A clone of a parent with anything unwritten now checkpoints first.
+#[test]
+fn a_commit_whose_checkpoint_fails_then_a_child() {
+    let steps = [
+        Step::Op(Op::Mknod {
+            layer: LayerPick::Writable(0),
+            dir: InoPick::Dir(0),
+            name: NamePick::Pool(0),
+            kind: FileType::Regular,
+            perm: 0o644,
+            rdev: 0,
+        }),
+        Step::Op(Op::Write {
+            layer: LayerPick::Writable(0),
+            ino: InoPick::File(0),
+            offset: 0,
+            len: 4097,
+            fill: 1,
+        }),
+        Step::Fault { fault: Fault::WriteError, after: 0, op: Op::CommitLayer { name: 3852 } },
+        Step::Op(Op::CreateLayer { name: 5, parent: Some(0) }),
+    ];
+    replay(0, &steps).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -34,7 +34,7 @@ impl State {
     /// Runs one checkpoint; `clean` marks it as written by a clean unmount.
     pub(crate) fn checkpoint(&mut self, clean: bool) -> Result<Generation> {
         self.space.check_damage()?;
-        let generation = Generation(self.sb.generation.0.max(self.generation_issued.0) + 1);
+        let generation = self.next_generation();
         self.flush_layer_data()?;
         self.write_layer_trees(generation)?;
         let layer_table = {
@@ -81,9 +81,28 @@ impl State {
         Ok(generation)
     }
 
+    /// The generation the next checkpoint takes.
+    fn next_generation(&self) -> Generation {
+        Generation(self.sb.generation.0.max(self.generation_issued.0) + 1)
+    }
+
+    /// The first two steps of the next checkpoint, without its superblock: every layer's dirty
+    /// pages and tree written, under the generation that checkpoint will take (nothing issues
+    /// a superblock in between, so it takes the same one). Afterwards every open layer's tree
+    /// is clean and its root names all of its content, which a clone needs.
+    pub(crate) fn write_layers(&mut self) -> Result<()> {
+        self.space.check_damage()?;
+        let generation = self.next_generation();
+        self.flush_layer_data()?;
+        self.write_layer_trees(generation)
+    }
+
     fn flush_layer_data(&mut self) -> Result<()> {
-        let ids: Vec<LayerId> =
+        let mut ids: Vec<LayerId> =
             self.open.iter().filter(|(_, l)| !l.pages.is_empty()).map(|(id, _)| *id).collect();
+        // `open` is a HashMap: take the layers in id order, not in its per-instance random
+        // order, so that a checkpoint's block layout (and its lock sequence) is reproducible.
+        ids.sort_unstable();
         for id in ids {
             let State { store, space, open, next_ino, .. } = self;
             let Some(layer) = open.get_mut(&id) else { continue };
@@ -118,12 +137,13 @@ impl State {
     /// could not be read, say) has a clean tree whose root its record does not name yet: it is
     /// taken again, so its record is never left behind.
     fn write_layer_trees(&mut self, generation: Generation) -> Result<()> {
-        let ids: Vec<LayerId> = self
+        let mut ids: Vec<LayerId> = self
             .open
             .iter()
             .filter(|(_, l)| l.tree.is_dirty() || l.tree.root_block() != Some(l.rec.root))
             .map(|(id, _)| *id)
             .collect();
+        ids.sort_unstable();
         for id in ids {
             let Some(layer) = self.open.get_mut(&id) else { continue };
             let mut writer = BlockWriter::new(&self.store, &mut self.space);

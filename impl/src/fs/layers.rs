@@ -152,6 +152,17 @@ impl State {
             }
             None => None,
         };
+        if let Some(p) = &parent_rec {
+            // A clone starts from the parent's written tree. A commit checkpoints the parent,
+            // but if that checkpoint failed (an I/O error), the committed parent may still hold
+            // dirty pages and nodes the clone would not see: write them first, as the first
+            // steps of the checkpoint that makes this layer durable (no superblock between, so
+            // a crash recovers the state before or after the creation, nothing in between).
+            let open = self.open_layer(p.id)?;
+            if open.tree.is_dirty() || !open.pages.is_empty() || open.tree.root_block().is_none() {
+                self.write_layers()?;
+            }
+        }
         let id = LayerId(self.next_layer);
         let tree = match &parent_rec {
             Some(p) => {
