@@ -5,7 +5,8 @@
 //! - argument checks (`check_access`) come first: a bad call is rejected before it is counted,
 //!   faulted or allowed to draw from the generator;
 //! - a read returns the newest value of the block (pending, else durable, else zeros), unless a
-//!   fault fails it or flips one bit of the returned copy (never of the stored block);
+//!   fault fails it or flips one bit of a non-zero byte of the returned copy (never of the
+//!   stored block);
 //! - a failed write or flush changes no block, durable or pending;
 //! - a successful flush moves every pending write, in issue order, into the durable image.
 
@@ -99,9 +100,18 @@ impl BlockDevice for SimDevice {
         }
         if state.faults.read_flips(block, &mut state.rng) {
             state.counters.bit_flips += 1;
-            let bit = state.rng.random_range(0..buf.len() * 8);
-            if let Some(byte) = buf.get_mut(bit / 8) {
-                *byte ^= 1 << (bit % 8);
+            // Flip a bit of a byte that holds something (a zero tail of a node or a block
+            // changes nothing a reader uses); a block of zeros gets any bit.
+            let used: Vec<usize> =
+                buf.iter().enumerate().filter(|(_, b)| **b != 0).map(|(i, _)| i).collect();
+            let bit = state.rng.random_range(0..8usize);
+            let at = if used.is_empty() {
+                state.rng.random_range(0..buf.len())
+            } else {
+                used.get(state.rng.random_range(0..used.len())).copied().unwrap_or(0)
+            };
+            if let Some(byte) = buf.get_mut(at) {
+                *byte ^= 1 << bit;
             }
         }
         Ok(())
