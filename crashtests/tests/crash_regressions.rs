@@ -230,3 +230,35 @@ fn a_commit_whose_checkpoint_fails_then_a_child() {
     ];
     replay(0, &steps).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Found by `crash.rs` (LCFS_SEED=17166343069227334269, shrunk to these steps): a clean
+/// unmount fails on a write error after it has written nodes, the image is mounted again, and
+/// a misdirected write of the next checkpoint leaves the root directory's older inode
+/// readable: the damaged image answers with the older attributes instead of refusing. Open:
+/// neither using a failed checkpoint's generation up nor jumping generations after an unclean
+/// mount fixed it (both tried), so the stale node passes some other way.
+#[test]
+#[ignore = "open bug: a misdirected write after a failed unmount is answered wrong; see the doc"]
+fn a_misdirected_write_after_a_failed_unmount_is_refused_or_right() {
+    let layer = LayerPick::Writable(0);
+    let steps = [
+        Step::Op(Op::Remount),
+        Step::Op(Op::Symlink {
+            layer,
+            dir: InoPick::Dir(0),
+            name: NamePick::Pool(0),
+            target: lcfs_crashtests::ops::TargetPick::Pool(0),
+        }),
+        Step::Fault { fault: Fault::WriteError, after: 1, op: Op::Remount },
+        Step::Op(Op::Mknod {
+            layer,
+            dir: InoPick::Dir(0),
+            name: NamePick::Pool(0),
+            kind: FileType::Regular,
+            perm: 0o644,
+            rdev: 0,
+        }),
+        Step::Fault { fault: Fault::Misdirect, after: 0, op: Op::Sync },
+    ];
+    replay(94560093172355722, &steps).unwrap_or_else(|e| panic!("{e}"));
+}
