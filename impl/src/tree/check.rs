@@ -82,14 +82,14 @@ impl Tree {
             match &node.body {
                 Body::Leaf(items) => {
                     let mut prev: Option<&[u8]> = None;
-                    for item in items {
+                    for item in items.iter() {
                         if item.key.len() > KEY_MAX || item.value.len() > VALUE_MAX {
                             return bad("oversize key or value");
                         }
-                        if !in_bounds(&item.key) || prev.is_some_and(|p| p >= item.key.as_slice()) {
+                        if !in_bounds(item.key) || prev.is_some_and(|p| p >= item.key) {
                             return bad("key out of order or outside its parent's bounds");
                         }
-                        prev = Some(&item.key);
+                        prev = Some(item.key);
                         stats.items += 1;
                     }
                 }
@@ -97,7 +97,7 @@ impl Tree {
                     if children.is_empty() {
                         return bad("internal node without children");
                     }
-                    let keys: Vec<&[u8]> = children.iter().map(|c| c.key.as_slice()).collect();
+                    let keys: Vec<&[u8]> = children.iter().map(|c| c.key).collect();
                     if keys.first().is_some_and(|k| !k.is_empty()) {
                         return bad("first separator not empty");
                     }
@@ -109,9 +109,9 @@ impl Tree {
                     }
                     for (i, child) in children.iter().enumerate() {
                         let child_lower =
-                            if i == 0 { lower.clone() } else { Some(child.key.clone()) };
+                            if i == 0 { lower.clone() } else { Some(child.key.to_vec()) };
                         let child_upper = match children.get(i + 1) {
-                            Some(next) => Some(next.key.clone()),
+                            Some(next) => Some(next.key.to_vec()),
                             None => upper.clone(),
                         };
                         stack.push(Pending {

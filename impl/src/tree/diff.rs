@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-use super::node::{resolve, Body, Item, Node};
+use super::node::{resolve, Body, Entry, Node};
 use super::{NodeRef, NodeStore, Tree, DEPTH_MAX};
 
 /// One difference between two trees, as `Tree::diff` reports it.
@@ -44,7 +44,7 @@ struct Frame {
 /// Where a cursor stands.
 enum Head<'a> {
     End,
-    Item(&'a Item),
+    Item(Entry<'a, ()>),
     Child { node: &'a NodeRef, level: u8, lower: Option<&'a [u8]> },
 }
 
@@ -69,12 +69,9 @@ impl<'s> Cursor<'s> {
             Body::Internal { level, children } => match children.get(frame.index) {
                 None => Head::End,
                 Some(child) => {
-                    let lower = if frame.index == 0 {
-                        frame.lower.as_deref()
-                    } else {
-                        Some(child.key.as_slice())
-                    };
-                    Head::Child { node: &child.node, level: level.saturating_sub(1), lower }
+                    let lower =
+                        if frame.index == 0 { frame.lower.as_deref() } else { Some(child.key) };
+                    Head::Child { node: child.node, level: level.saturating_sub(1), lower }
                 }
             },
         }
@@ -138,9 +135,9 @@ fn skip_shared(a: &mut Cursor<'_>, b: &mut Cursor<'_>) {
     if let (Some(fa), Some(fb)) = (a.path.last_mut(), b.path.last_mut()) {
         let run = match (&fa.node.body, &fb.node.body) {
             (Body::Internal { children: ca, .. }, Body::Internal { children: cb, .. }) => {
-                let rest_a = ca.get(fa.index + 1..).unwrap_or(&[]);
-                let rest_b = cb.get(fb.index + 1..).unwrap_or(&[]);
-                rest_a.iter().zip(rest_b).take_while(|(x, y)| same(&x.node, &y.node)).count()
+                let rest_a = ca.iter().skip(fa.index + 1);
+                let rest_b = cb.iter().skip(fb.index + 1);
+                rest_a.zip(rest_b).take_while(|(x, y)| same(x.node, y.node)).count()
             }
             _ => 0,
         };
@@ -178,41 +175,41 @@ impl Tree {
             let step = match (a.head(), b.head()) {
                 (Head::End, Head::End) => Step::Done,
                 (Head::Item(x), Head::End) => {
-                    visit(DiffItem::Removed { key: &x.key, value: &x.value })?;
+                    visit(DiffItem::Removed { key: x.key, value: x.value })?;
                     Step::AdvanceA
                 }
                 (Head::End, Head::Item(y)) => {
-                    visit(DiffItem::Added { key: &y.key, value: &y.value })?;
+                    visit(DiffItem::Added { key: y.key, value: y.value })?;
                     Step::AdvanceB
                 }
                 (Head::Child { .. }, Head::End) => Step::DescendA,
                 (Head::End, Head::Child { .. }) => Step::DescendB,
-                (Head::Item(x), Head::Item(y)) => match x.key.cmp(&y.key) {
+                (Head::Item(x), Head::Item(y)) => match x.key.cmp(y.key) {
                     Ordering::Less => {
-                        visit(DiffItem::Removed { key: &x.key, value: &x.value })?;
+                        visit(DiffItem::Removed { key: x.key, value: x.value })?;
                         Step::AdvanceA
                     }
                     Ordering::Greater => {
-                        visit(DiffItem::Added { key: &y.key, value: &y.value })?;
+                        visit(DiffItem::Added { key: y.key, value: y.value })?;
                         Step::AdvanceB
                     }
                     Ordering::Equal => {
                         if x.value != y.value {
-                            visit(DiffItem::Changed { key: &x.key, old: &x.value, new: &y.value })?;
+                            visit(DiffItem::Changed { key: x.key, old: x.value, new: y.value })?;
                         }
                         Step::AdvanceBoth
                     }
                 },
                 (Head::Child { lower, .. }, Head::Item(y)) => match lower {
-                    Some(lower) if y.key.as_slice() < lower => {
-                        visit(DiffItem::Added { key: &y.key, value: &y.value })?;
+                    Some(lower) if y.key < lower => {
+                        visit(DiffItem::Added { key: y.key, value: y.value })?;
                         Step::AdvanceB
                     }
                     _ => Step::DescendA,
                 },
                 (Head::Item(x), Head::Child { lower, .. }) => match lower {
-                    Some(lower) if x.key.as_slice() < lower => {
-                        visit(DiffItem::Removed { key: &x.key, value: &x.value })?;
+                    Some(lower) if x.key < lower => {
+                        visit(DiffItem::Removed { key: x.key, value: x.value })?;
                         Step::AdvanceA
                     }
                     _ => Step::DescendB,

@@ -38,6 +38,7 @@ mod check;
 mod diff;
 mod mem_store;
 mod node;
+mod packed;
 mod read;
 mod shrink;
 mod update;

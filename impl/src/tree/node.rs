@@ -38,6 +38,7 @@ use crate::format::cursor::{Reader, Writer};
 use crate::format::header::{self, BlockKind, Header, BLOCK_SIZE, PAYLOAD_SIZE};
 use crate::types::{BlockNo, Generation, LayerId};
 
+pub(crate) use super::packed::{Children, Entry, Items};
 use super::{NodePtr, NodeRef, DEPTH_MAX, KEY_MAX, VALUE_MAX};
 
 /// Bytes of the node header inside the payload (level, reserved, count).
@@ -61,25 +62,26 @@ const _: () = assert!(2 * INTERNAL_ENTRY_MAX <= ENTRIES_CAPACITY);
 const _: () = assert!(DEPTH_MAX <= u8::MAX as usize);
 const _: () = assert!(KEY_MAX <= VALUE_MAX && VALUE_MAX <= u16::MAX as usize);
 
-/// A key and its value, in a leaf.
+/// A key and its value, owned (to build a leaf from: a node holds its items packed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Item {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
 }
 
-/// A separator key and the child it leads to, in an internal node.
+/// A separator key and the child it leads to, owned (to build an internal node from).
 #[derive(Clone, Debug)]
 pub(crate) struct Child {
     pub key: Vec<u8>,
     pub node: NodeRef,
 }
 
-/// What a node holds.
+/// What a node holds: its entries packed in one buffer (`packed.rs`), so decoding or cloning a
+/// node costs a fixed number of allocations, not one per key and value.
 #[derive(Clone, Debug)]
 pub(crate) enum Body {
-    Leaf(Vec<Item>),
-    Internal { level: u8, children: Vec<Child> },
+    Leaf(Items),
+    Internal { level: u8, children: Children },
 }
 
 /// A decoded tree node (leaf or internal), as the cache holds it.
@@ -99,7 +101,7 @@ impl Node {
 
     /// An empty leaf owned by `owner`.
     pub(crate) fn empty_leaf(owner: LayerId) -> Node {
-        Node::new(owner, Body::Leaf(Vec::new()))
+        Node::new(owner, Body::Leaf(Items::new()))
     }
 
     /// The layer that allocated this node.
@@ -140,30 +142,35 @@ impl Node {
 
     /// The items of a leaf, in key order (none for an internal node).
     pub fn items(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let items: &[Item] = match &self.body {
-            Body::Leaf(items) => items,
-            Body::Internal { .. } => &[],
+        let items = match &self.body {
+            Body::Leaf(items) => Some(items),
+            Body::Internal { .. } => None,
         };
-        items.iter().map(|i| (i.key.as_slice(), i.value.as_slice()))
+        items.into_iter().flat_map(Items::iter).map(|i| (i.key, i.value))
     }
 
     /// The separator keys and children of an internal node (none for a leaf).
     pub fn children(&self) -> impl Iterator<Item = (&[u8], &NodeRef)> {
-        let children: &[Child] = match &self.body {
-            Body::Leaf(_) => &[],
-            Body::Internal { children, .. } => children,
+        let children = match &self.body {
+            Body::Leaf(_) => None,
+            Body::Internal { children, .. } => Some(children),
         };
-        children.iter().map(|c| (c.key.as_slice(), &c.node))
+        children.into_iter().flat_map(Children::iter).map(|c| (c.key, c.node))
     }
 
     /// Bytes of the payload this node encodes to.
     pub fn encoded_size(&self) -> usize {
-        NODE_HEADER_SIZE + entry_sizes(&self.body).sum::<usize>()
+        NODE_HEADER_SIZE + self.entries_size()
     }
 
     /// Bytes of the entries alone.
     pub(crate) fn entries_size(&self) -> usize {
-        entry_sizes(&self.body).sum()
+        match &self.body {
+            Body::Leaf(items) => LEAF_ENTRY_OVERHEAD * items.len() + items.bytes_len(),
+            Body::Internal { children, .. } => {
+                INTERNAL_ENTRY_OVERHEAD * children.len() + children.bytes_len()
+            }
+        }
     }
 
     /// Bytes of one leaf entry.
@@ -186,18 +193,18 @@ impl Node {
         match &self.body {
             Body::Leaf(items) => {
                 assert!(items.iter().all(|i| i.key.len() <= KEY_MAX && i.value.len() <= VALUE_MAX));
-                assert!(items
-                    .windows(2)
-                    .all(|w| w.first().map(|i| &i.key) < w.get(1).map(|i| &i.key)));
+                assert!(items.iter().zip(items.iter().skip(1)).all(|(a, b)| a.key < b.key));
+                let sizes: usize = items.iter().map(|i| i.key.len() + i.value.len()).sum();
+                assert_eq!(sizes, items.bytes_len(), "packed items");
             }
             Body::Internal { level, children } => {
                 assert!(children.first().is_some_and(|c| c.key.is_empty()), "first separator");
-                assert!(children.iter().all(|c| c.key.len() <= KEY_MAX));
-                assert!(children
-                    .windows(2)
-                    .all(|w| w.first().map(|c| &c.key) < w.get(1).map(|c| &c.key)));
-                for child in children {
-                    if let NodeRef::Mem(node) = &child.node {
+                assert!(children.iter().all(|c| c.key.len() <= KEY_MAX && c.value.is_empty()));
+                assert!(children.iter().zip(children.iter().skip(1)).all(|(a, b)| a.key < b.key));
+                let sizes: usize = children.iter().map(|c| c.key.len()).sum();
+                assert_eq!(sizes, children.bytes_len(), "packed children");
+                for child in children.iter() {
+                    if let NodeRef::Mem(node) = child.node {
                         assert_eq!(node.level() + 1, *level, "child level");
                     }
                 }
@@ -210,7 +217,7 @@ impl Node {
         match &self.body {
             Body::Leaf(_) => 0,
             Body::Internal { children, .. } => {
-                children.partition_point(|c| c.key.as_slice() <= key).saturating_sub(1)
+                children.partition_point(|k| k <= key).saturating_sub(1)
             }
         }
     }
@@ -239,12 +246,12 @@ impl Node {
         let (key, body) = match &mut self.body {
             Body::Leaf(items) => {
                 let right = items.split_off(cut);
-                (right.first().map(|i| i.key.clone()).unwrap_or_default(), Body::Leaf(right))
+                (right.first().map(|i| i.key.to_vec()).unwrap_or_default(), Body::Leaf(right))
             }
             Body::Internal { level, children } => {
                 // The right half's first separator moves up; its own first one becomes empty.
                 let mut right = children.split_off(cut);
-                let key = right.first_mut().map(|c| std::mem::take(&mut c.key)).unwrap_or_default();
+                let key = right.replace_key(0, &[]).unwrap_or_default();
                 (key, Body::Internal { level: *level, children: right })
             }
         };
@@ -264,25 +271,25 @@ impl Node {
         w.u16(count.unwrap_or(0));
         let kind = match &self.body {
             Body::Leaf(items) => {
-                for item in items {
+                for item in items.iter() {
                     assert!(item.key.len() <= KEY_MAX && item.value.len() <= VALUE_MAX);
                     w.u16(item.key.len() as u16);
                     w.u16(item.value.len() as u16);
-                    w.bytes(&item.key);
-                    w.bytes(&item.value);
+                    w.bytes(item.key);
+                    w.bytes(item.value);
                 }
                 BlockKind::TreeLeaf
             }
             Body::Internal { children, .. } => {
-                for child in children {
-                    let NodeRef::Disk(at) = child.node else {
+                for child in children.iter() {
+                    let NodeRef::Disk(at) = *child.node else {
                         return Err(Error::InvalidArgument("encode: a child is still in memory"));
                     };
                     assert!(child.key.len() <= KEY_MAX);
                     w.u16(child.key.len() as u16);
                     w.u64(at.block.0);
                     w.u64(at.generation.0);
-                    w.bytes(&child.key);
+                    w.bytes(child.key);
                 }
                 BlockKind::TreeInternal
             }
@@ -338,32 +345,36 @@ fn check_len(len: u16, max: usize, what: &str, block: BlockNo) -> Result<usize> 
     Ok(len)
 }
 
-fn check_order(prev: Option<&Vec<u8>>, key: &[u8], block: BlockNo) -> Result<()> {
+fn check_order(prev: Option<&[u8]>, key: &[u8], block: BlockNo) -> Result<()> {
     match prev {
-        Some(prev) if prev.as_slice() >= key => {
+        Some(prev) if prev >= key => {
             Err(Error::corrupt(block.0, "keys of a tree node are not strictly increasing"))
         }
         _ => Ok(()),
     }
 }
 
-fn decode_items(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<Vec<Item>> {
-    let mut items: Vec<Item> =
-        Vec::with_capacity(count.min(ENTRIES_CAPACITY / LEAF_ENTRY_OVERHEAD));
+fn decode_items(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<Items> {
+    let mut items = Items::with_capacity(
+        count.min(ENTRIES_CAPACITY / LEAF_ENTRY_OVERHEAD),
+        r.remaining().saturating_sub(count.saturating_mul(LEAF_ENTRY_OVERHEAD)),
+    );
     for _ in 0..count {
         let key_len = check_len(r.u16()?, KEY_MAX, "key", block)?;
         let value_len = check_len(r.u16()?, VALUE_MAX, "value", block)?;
         let key = r.bytes(key_len)?;
         let value = r.bytes(value_len)?;
-        check_order(items.last().map(|i| &i.key), key, block)?;
-        items.push(Item { key: key.to_vec(), value: value.to_vec() });
+        check_order(items.last().map(|i| i.key), key, block)?;
+        items.push(key, value, ());
     }
     Ok(items)
 }
 
-fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<Vec<Child>> {
-    let mut children: Vec<Child> =
-        Vec::with_capacity(count.min(ENTRIES_CAPACITY / INTERNAL_ENTRY_OVERHEAD));
+fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<Children> {
+    let mut children = Children::with_capacity(
+        count.min(ENTRIES_CAPACITY / INTERNAL_ENTRY_OVERHEAD),
+        r.remaining().saturating_sub(count.saturating_mul(INTERNAL_ENTRY_OVERHEAD)),
+    );
     for _ in 0..count {
         let key_len = check_len(r.u16()?, KEY_MAX, "separator key", block)?;
         let child = BlockNo(r.u64()?);
@@ -375,9 +386,8 @@ fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<V
         if children.is_empty() && !key.is_empty() {
             return Err(Error::corrupt(block.0, "first separator of an internal node not empty"));
         }
-        check_order(children.last().map(|c| &c.key), key, block)?;
-        let node = NodeRef::Disk(NodePtr { block: child, generation });
-        children.push(Child { key: key.to_vec(), node });
+        check_order(children.last().map(|c| c.key), key, block)?;
+        children.push(key, &[], NodeRef::Disk(NodePtr { block: child, generation }));
     }
     Ok(children)
 }
@@ -385,9 +395,7 @@ fn decode_children(r: &mut Reader<'_>, count: usize, block: BlockNo) -> Result<V
 /// The encoded size of each entry of `body`.
 fn entry_sizes(body: &Body) -> Box<dyn Iterator<Item = usize> + '_> {
     match body {
-        Body::Leaf(items) => {
-            Box::new(items.iter().map(|i| Node::leaf_entry_size(&i.key, &i.value)))
-        }
+        Body::Leaf(items) => Box::new(items.iter().map(|i| Node::leaf_entry_size(i.key, i.value))),
         Body::Internal { children, .. } => {
             Box::new(children.iter().map(|c| INTERNAL_ENTRY_OVERHEAD + c.key.len()))
         }

@@ -29,11 +29,11 @@ impl Tree {
         for _ in 0..DEPTH_MAX {
             let next = match &node.body {
                 Body::Leaf(items) => {
-                    let found = items.binary_search_by(|i| i.key.as_slice().cmp(key));
-                    return Ok(found.ok().and_then(|at| items.get(at)).map(|i| i.value.clone()));
+                    let found = items.binary_search(key);
+                    return Ok(found.ok().and_then(|at| items.get(at)).map(|i| i.value.to_vec()));
                 }
                 Body::Internal { level, children } => match children.get(node.child_index(key)) {
-                    Some(child) => resolve(store, &child.node, Some(level.saturating_sub(1)))?,
+                    Some(child) => resolve(store, child.node, Some(level.saturating_sub(1)))?,
                     None => return Err(Error::corrupt(0, "tree descent lost its child")),
                 },
             };
@@ -100,8 +100,8 @@ fn seek(store: &dyn NodeStore, root: &NodeRef, lo: Bound<&[u8]>) -> Result<Vec<F
         let (index, next) = match &node.body {
             Body::Leaf(items) => {
                 let index = match lo {
-                    Bound::Included(lo) => items.partition_point(|i| i.key.as_slice() < lo),
-                    Bound::Excluded(lo) => items.partition_point(|i| i.key.as_slice() <= lo),
+                    Bound::Included(lo) => items.partition_point(|k| k < lo),
+                    Bound::Excluded(lo) => items.partition_point(|k| k <= lo),
                     Bound::Unbounded => 0,
                 };
                 (index, None)
@@ -114,7 +114,7 @@ fn seek(store: &dyn NodeStore, root: &NodeRef, lo: Bound<&[u8]>) -> Result<Vec<F
                 let child = children
                     .get(index)
                     .ok_or_else(|| Error::corrupt(0, "tree descent lost its child"))?;
-                (index, Some(resolve(store, &child.node, Some(level.saturating_sub(1)))?))
+                (index, Some(resolve(store, child.node, Some(level.saturating_sub(1)))?))
             }
         };
         path.push(Frame { node, index });
@@ -144,7 +144,7 @@ fn next_leaf(store: &dyn NodeStore, path: &mut Vec<Frame>) -> Result<bool> {
         let Body::Internal { level, children } = &node.body else { return Ok(true) };
         let child =
             children.get(*index).ok_or_else(|| Error::corrupt(0, "tree scan lost its child"))?;
-        let child = resolve(store, &child.node, Some(level.saturating_sub(1)))?;
+        let child = resolve(store, child.node, Some(level.saturating_sub(1)))?;
         path.push(Frame { node: child, index: 0 });
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::types::{BlockNo, LayerId};
 
-use super::node::{resolve, Body, Child, Node, ENTRIES_CAPACITY};
+use super::node::{resolve, Body, Children, Node, ENTRIES_CAPACITY};
 use super::update::{debug_check, mem_child, own, Step};
 use super::{NodeRef, NodeStore};
 
@@ -56,7 +56,7 @@ pub(super) fn plan_merge(steps: &[Step], store: &dyn NodeStore) -> Result<Option
         return Ok(None);
     };
     let Some(sibling) = children.get(sibling) else { return Ok(None) };
-    let node = resolve(store, &sibling.node, Some(0))?;
+    let node = resolve(store, sibling.node, Some(0))?;
     if left_after + node.entries_size() > MERGE_MAX {
         return Ok(None);
     }
@@ -66,7 +66,7 @@ pub(super) fn plan_merge(steps: &[Step], store: &dyn NodeStore) -> Result<Option
 /// Phase 2: merges the rebuilt `leaf`, taken out of `children` at `index` under `child_key`,
 /// with the sibling `merge` planned, and puts the merged leaf back in their place.
 pub(super) fn merge_leaf(
-    children: &mut Vec<Child>,
+    children: &mut Children,
     index: usize,
     child_key: Vec<u8>,
     leaf: Node,
@@ -77,19 +77,19 @@ pub(super) fn merge_leaf(
     // The path's leaf is out of `children`, so a right sibling now sits at `index`.
     let at = if merge.right { index } else { index.saturating_sub(1) };
     assert!(at < children.len() && (merge.right || index > 0), "merge sibling out of its node");
-    let sibling = children.remove(at);
-    let sibling_node = own(sibling.node, merge.node, owner, freed);
+    let Some((sibling_key, _, sibling)) = children.remove(at) else { return };
+    let sibling_node = own(sibling, merge.node, owner, freed);
     let (key, mut merged, second) = if merge.right {
         (child_key, leaf, sibling_node)
     } else {
-        (sibling.key, sibling_node, leaf)
+        (sibling_key, sibling_node, leaf)
     };
     if let (Body::Leaf(items), Body::Leaf(more)) = (&mut merged.body, second.body) {
-        items.extend(more);
+        items.append(more);
     }
     merged.owner = owner;
     debug_check(&merged);
-    children.insert(at, mem_child(key, merged));
+    children.insert_child(at, mem_child(key, merged));
 }
 
 /// Phase 1 of a remove: if removing the key leaves the root with a single child, the nodes from
@@ -137,9 +137,9 @@ pub(super) fn collapse_root(
             Body::Internal { children, .. } if children.len() == 1 => children.pop(),
             _ => None,
         };
-        let Some(only) = only else { break };
+        let Some((only_key, _, only)) = only else { break };
         let loaded = chain.next();
-        root = match (only.node, loaded) {
+        root = match (only, loaded) {
             (NodeRef::Mem(node), loaded) => {
                 drop(loaded);
                 let mut node = Arc::unwrap_or_clone(node);
@@ -150,7 +150,7 @@ pub(super) fn collapse_root(
             (origin @ NodeRef::Disk(_), None) => {
                 // Nothing preloaded: keep this root with its single child.
                 if let Body::Internal { children, .. } = &mut root.body {
-                    children.push(Child { key: only.key, node: origin });
+                    children.push(&only_key, &[], origin);
                 }
                 break;
             }

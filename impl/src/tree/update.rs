@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::format::header::PAYLOAD_SIZE;
 use crate::types::{BlockNo, Generation, LayerId};
 
-use super::node::{resolve, Body, Child, Item, Node, INTERNAL_ENTRY_MAX, LEAF_ENTRY_MAX};
+use super::node::{resolve, Body, Child, Children, Node, INTERNAL_ENTRY_MAX, LEAF_ENTRY_MAX};
 use super::shrink::{self, Merge};
 use super::{NodePtr, NodeRef, NodeStore, Tree, DEPTH_MAX, KEY_MAX, VALUE_MAX};
 
@@ -75,11 +75,10 @@ impl Tree {
         if let Some(Frame { node: Node { body: Body::Leaf(items), .. }, index, .. }) =
             frames.last_mut()
         {
-            match items.get_mut(*index) {
-                Some(item) if item.key == key => {
-                    old = Some(std::mem::replace(&mut item.value, value.to_vec()));
-                }
-                _ => items.insert(*index, Item { key: key.to_vec(), value: value.to_vec() }),
+            if items.get(*index).is_some_and(|item| item.key == key) {
+                old = items.replace_value(*index, value);
+            } else {
+                items.insert(*index, key, value, ());
             }
         }
         self.root = rebuild(frames, owner, Vec::new(), None, freed);
@@ -109,9 +108,7 @@ impl Tree {
         if let Some(Frame { node: Node { body: Body::Leaf(items), .. }, index, .. }) =
             frames.last_mut()
         {
-            if *index < items.len() {
-                old = Some(items.remove(*index).value);
-            }
+            old = items.remove(*index).map(|(_, value, ())| value);
         }
         self.root = rebuild(frames, owner, collapse, merge, freed);
         Ok(old)
@@ -132,14 +129,14 @@ fn descend(root: &NodeRef, store: &dyn NodeStore, key: &[u8]) -> Result<Vec<Step
     loop {
         match &node.body {
             Body::Leaf(items) => {
-                let index = items.partition_point(|i| i.key.as_slice() < key);
+                let index = items.partition_point(|k| k < key);
                 steps.push(Step { node, index });
                 return Ok(steps);
             }
             Body::Internal { level, children } => {
                 let index = node.child_index(key);
                 let next = match children.get(index) {
-                    Some(child) => resolve(store, &child.node, Some(level.saturating_sub(1)))?,
+                    Some(child) => resolve(store, child.node, Some(level.saturating_sub(1)))?,
                     None => return Err(Error::corrupt(0, "tree descent lost its child")),
                 };
                 steps.push(Step { node, index });
@@ -170,9 +167,10 @@ fn take_path(
         let mut child_key = Vec::new();
         if let Body::Internal { children, .. } = &mut node.body {
             assert!(step.index < children.len(), "path index out of its node");
-            let child = children.remove(step.index);
-            child_key = child.key;
-            slot = Some(child.node);
+            if let Some((key, _, child)) = children.remove(step.index) {
+                child_key = key;
+                slot = Some(child);
+            }
         }
         frames.push(Frame { node, index: step.index, child_key });
     }
@@ -227,14 +225,14 @@ fn rebuild(
                 }
                 Up::Gone => {
                     // A new first child takes the empty first separator.
-                    if let Some(first) = children.first_mut().filter(|_| index == 0) {
-                        first.key.clear();
+                    if index == 0 {
+                        children.replace_key(0, &[]);
                     }
                 }
-                Up::One(child) => children.insert(index, mem_child(child_key, child)),
+                Up::One(child) => children.insert_child(index, mem_child(child_key, child)),
                 Up::Two(left, key, right) => {
-                    children.insert(index, mem_child(child_key, left));
-                    children.insert(index + 1, mem_child(key, right));
+                    children.insert_child(index, mem_child(child_key, left));
+                    children.insert_child(index + 1, mem_child(key, right));
                 }
             }
         }
@@ -246,7 +244,8 @@ fn rebuild(
         Up::Two(left, key, right) => {
             let level = left.level() + 1;
             assert!(usize::from(level) < DEPTH_MAX, "root split past DEPTH_MAX");
-            let children = vec![mem_child(Vec::new(), left), mem_child(key, right)];
+            let children: Children =
+                [mem_child(Vec::new(), left), mem_child(key, right)].into_iter().collect();
             NodeRef::Mem(Arc::new(Node::new(owner, Body::Internal { level, children })))
         }
     }

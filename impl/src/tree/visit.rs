@@ -36,8 +36,8 @@ impl Tree {
             }
             match &node.body {
                 Body::Leaf(items) => {
-                    for item in items {
-                        visit(Owned::Item { key: &item.key, value: &item.value })?;
+                    for item in items.iter() {
+                        visit(Owned::Item { key: item.key, value: item.value })?;
                     }
                 }
                 Body::Internal { level, children } => {

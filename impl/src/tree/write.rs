@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::types::Generation;
 
-use super::node::{Body, Child, Node};
+use super::node::{Body, Node};
 use super::{NodePtr, NodeRef, NodeWriter, Tree, DEPTH_MAX};
 
 /// A Mem node being written and the blocks of its children written so far.
@@ -41,7 +41,7 @@ impl Tree {
                 Body::Internal { children, .. } => children.get(top.blocks.len()),
                 Body::Leaf(_) => None,
             };
-            match next.map(|c| &c.node) {
+            match next.map(|c| c.node) {
                 Some(NodeRef::Disk(block)) => top.blocks.push(*block),
                 Some(NodeRef::Mem(child)) => {
                     let child = Arc::clone(child);
@@ -77,11 +77,7 @@ fn write_node(
         Body::Leaf(items) => Body::Leaf(items.clone()),
         Body::Internal { level, children } => {
             assert_eq!(children.len(), blocks.len(), "write_dirty: a child was not written");
-            let children = children
-                .iter()
-                .zip(blocks)
-                .map(|(c, block)| Child { key: c.key.clone(), node: NodeRef::Disk(block) })
-                .collect();
+            let children = children.relink(blocks.into_iter().map(NodeRef::Disk));
             Body::Internal { level: *level, children }
         }
     };

@@ -4,7 +4,7 @@
 
 use quickcheck::quickcheck;
 
-use super::super::node::{Body, Child, Item, Node};
+use super::super::node::{Body, Child, Item, Items, Node};
 use super::super::{NodePtr, NodeRef, KEY_MAX, VALUE_MAX};
 use crate::error::Error;
 use crate::format::header::{self, BlockKind, Header, BLOCK_SIZE};
@@ -30,10 +30,10 @@ fn leaf(owner: u64, entries: Vec<(Vec<u8>, Vec<u8>)>, stretch: u16) -> Node {
         .collect();
     items.sort_by(|a, b| a.key.cmp(&b.key));
     items.dedup_by(|a, b| a.key == b.key);
-    let mut node = Node::new(LayerId(owner), Body::Leaf(Vec::new()));
+    let mut node = Node::new(LayerId(owner), Body::Leaf(Items::new()));
     for item in items {
         if let Body::Leaf(items) = &mut node.body {
-            items.push(item);
+            items.push(&item.key, &item.value, ());
         }
         if !node.fits() {
             if let Body::Leaf(items) = &mut node.body {
@@ -62,6 +62,7 @@ fn internal(owner: u64, level: u8, entries: Vec<(Vec<u8>, u64)>) -> Node {
         None => children.push(Child { key: Vec::new(), node: disk(5) }),
     }
     children.dedup_by(|a, b| a.key == b.key);
+    let children = children.into_iter().collect();
     let mut node = Node::new(LayerId(owner), Body::Internal { level, children });
     while !node.fits() {
         if let Body::Internal { children, .. } = &mut node.body {
@@ -146,7 +147,7 @@ quickcheck! {
 fn full_nodes_of_largest_entries_round_trip() {
     let items: Vec<Item> =
         (0u8..2).map(|i| Item { key: vec![i; KEY_MAX], value: vec![i; VALUE_MAX] }).collect();
-    let node = Node::new(LayerId(1), Body::Leaf(items));
+    let node = Node::new(LayerId(1), Body::Leaf(items.into_iter().collect()));
     assert!(node.fits());
     assert!(round_trips(&node));
     let children: Vec<Child> = (0u16..13)
@@ -156,6 +157,7 @@ fn full_nodes_of_largest_entries_round_trip() {
             Child { key, node: disk(100 + u64::from(i)) }
         })
         .collect();
+    let children = children.into_iter().collect();
     let node = Node::new(LayerId(1), Body::Internal { level: 15, children });
     assert!(node.fits());
     assert!(round_trips(&node));
@@ -169,7 +171,7 @@ fn an_empty_leaf_round_trips() {
 #[test]
 fn encoding_a_node_with_a_child_in_memory_is_refused() {
     let child = NodeRef::Mem(std::sync::Arc::new(Node::empty_leaf(LayerId(1))));
-    let children = vec![Child { key: Vec::new(), node: child }];
+    let children = [Child { key: Vec::new(), node: child }].into_iter().collect();
     let node = Node::new(LayerId(1), Body::Internal { level: 1, children });
     assert!(matches!(node.encode(AT, Generation(1)), Err(Error::InvalidArgument(_))));
 }

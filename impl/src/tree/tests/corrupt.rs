@@ -131,13 +131,15 @@ fn a_stale_block_is_an_error() {
 /// `KEY_MAX` bytes.
 fn deepest_tree(root_children: u8) -> (MemNodeStore, Tree) {
     let mut store = MemNodeStore::new();
-    let leaf = Node::new(OWNER, Body::Leaf(vec![Item { key: b"k".to_vec(), value: b"v".to_vec() }]));
+    let items = [Item { key: b"k".to_vec(), value: b"v".to_vec() }].into_iter().collect();
+    let leaf = Node::new(OWNER, Body::Leaf(items));
     store.put(BlockNo(100), leaf.encode(BlockNo(100), Generation(1)).unwrap());
     let top = DEPTH_MAX as u8 - 1;
     for level in 1..=top {
         let block = BlockNo(100 + u64::from(level));
-        let below = NodeRef::Disk(NodePtr { block: BlockNo(block.0 - 1), generation: Generation(1) });
-        let children = if level < top {
+        let below =
+            NodeRef::Disk(NodePtr { block: BlockNo(block.0 - 1), generation: Generation(1) });
+        let children: Vec<Child> = if level < top {
             vec![Child { key: Vec::new(), node: below }]
         } else {
             (0..root_children)
@@ -148,6 +150,7 @@ fn deepest_tree(root_children: u8) -> (MemNodeStore, Tree) {
                 })
                 .collect()
         };
+        let children = children.into_iter().collect();
         let node = Node::new(OWNER, Body::Internal { level, children });
         store.put(block, node.encode(block, Generation(1)).unwrap());
     }
