@@ -17,6 +17,18 @@ use lcfs_model::FileType;
 use lcfs_sim::SimDevice;
 
 /// Runs `steps` on a fresh harness over a device seeded with `seed`, after the first layer.
+/// Creates the regular file `Pool(0)` in the root of the first writable layer.
+fn create_file() -> Step {
+    Step::Op(Op::Mknod {
+        layer: LayerPick::Writable(0),
+        dir: InoPick::Dir(0),
+        name: NamePick::Pool(0),
+        kind: FileType::Regular,
+        perm: 0o644,
+        rdev: 0,
+    })
+}
+
 fn replay(seed: u64, steps: &[Step]) -> Result<(), String> {
     let mut harness = CrashHarness::new(seed, Options::default(), Arc::new(Stats::default()))?;
     harness.step(&Step::Op(Op::CreateLayer { name: 0, parent: None }))?;
@@ -49,14 +61,7 @@ fn a_checkpoint_whose_node_write_fails_leaks_no_block() {
 fn a_mount_after_a_failed_unmount_does_not_build_on_a_pending_superblock() {
     let steps = [
         Step::Fault { fault: Fault::FlushError, after: 1, op: Op::Remount },
-        Step::Op(Op::Mknod {
-            layer: LayerPick::Writable(0),
-            dir: InoPick::Dir(0),
-            name: NamePick::Pool(0),
-            kind: FileType::Regular,
-            perm: 0o644,
-            rdev: 0,
-        }),
+        create_file(),
         Step::Op(Op::CreateLayer { name: 13181, parent: None }),
     ];
     replay(0, &steps).unwrap_or_else(|e| panic!("{e}"));
@@ -206,18 +211,12 @@ fn a_torn_superblock_of_an_interrupted_checkpoint_never_comes_back() {
 /// Found by `crash.rs` (LCFS_SEED=1311148706237123683, shrunk to these steps): a commit whose
 /// checkpoint failed on a write error left the layer committed in memory with its data still
 /// in dirty pages; a child cloned from it took the parent's last written tree and lost that
-/// data. A clone of a parent with anything unwritten now checkpoints first.
+/// data. Creating a layer now writes every layer's pages and trees first, as the opening steps
+/// of its own checkpoint.
 #[test]
 fn a_commit_whose_checkpoint_fails_then_a_child() {
     let steps = [
-        Step::Op(Op::Mknod {
-            layer: LayerPick::Writable(0),
-            dir: InoPick::Dir(0),
-            name: NamePick::Pool(0),
-            kind: FileType::Regular,
-            perm: 0o644,
-            rdev: 0,
-        }),
+        create_file(),
         Step::Op(Op::Write {
             layer: LayerPick::Writable(0),
             ino: InoPick::File(0),
@@ -250,14 +249,7 @@ fn a_misdirected_write_after_a_failed_unmount_is_refused_or_right() {
             target: lcfs_crashtests::ops::TargetPick::Pool(0),
         }),
         Step::Fault { fault: Fault::WriteError, after: 1, op: Op::Remount },
-        Step::Op(Op::Mknod {
-            layer,
-            dir: InoPick::Dir(0),
-            name: NamePick::Pool(0),
-            kind: FileType::Regular,
-            perm: 0o644,
-            rdev: 0,
-        }),
+        create_file(),
         Step::Fault { fault: Fault::Misdirect, after: 0, op: Op::Sync },
     ];
     replay(94560093172355722, &steps).unwrap_or_else(|e| panic!("{e}"));

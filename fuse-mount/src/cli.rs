@@ -147,16 +147,23 @@ pub fn run(args: &[String]) -> Result<i32> {
     }
 }
 
-/// A size such as `8G`, `512M`, `100k` or a byte count.
-pub fn parse_size(text: &str) -> Result<u64> {
-    let text = text.trim();
+/// The leading decimal number of `text` and the unit after it; `what` and `examples` word the
+/// error.
+fn number_and_unit<'t>(text: &'t str, what: &str, examples: &str) -> Result<(u64, &'t str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
+    let number = digits
         .parse()
-        .map_err(|_| usage(format!("bad size {text:?} (e.g. 8G, 512M)")))?;
+        .map_err(|_| usage(format!("bad {what} {text:?} (e.g. {examples})")))?;
+    Ok((number, unit))
+}
+
+/// A size such as `8G`, `512M`, `100k` or a byte count.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let text = text.trim();
+    let (number, unit) = number_and_unit(text, "size", "8G, 512M")?;
     let shift = match unit
         .to_ascii_lowercase()
         .trim_end_matches("ib")
@@ -471,13 +478,7 @@ fn human(bytes: u64) -> String {
 /// A duration such as `90`, `30s`, `10m`, `1h` or `2d`, in seconds.
 pub fn parse_age(text: &str) -> Result<u64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| usage(format!("bad age {text:?} (e.g. 600, 10m, 1h)")))?;
+    let (number, unit) = number_and_unit(text, "age", "600, 10m, 1h")?;
     let scale = match unit {
         "" | "s" => 1,
         "m" => 60,

@@ -158,33 +158,48 @@ pub(super) fn bad_block(state: &State, e: Error, report: &mut Report) -> Result<
 
 fn layer_records(state: &State, report: &mut Report) -> Result<BTreeMap<LayerId, LayerRecord>> {
     let mut out = BTreeMap::new();
-    let (lo, hi) = ([RECORD_PREFIX], [RECORD_PREFIX + 1]);
+    let mut problems = Vec::new();
+    scan_system_prefix(state, RECORD_PREFIX, report, |key, value| {
+        match LayerRecord::decode(&value, state.sb.layer_table.block.0) {
+            Ok(rec) if key != crate::layer::record_key(rec.id) => problems.push((
+                IssueKind::LayerTree,
+                format!("layer {}'s record is under another id", rec.id.0),
+            )),
+            Ok(rec) => {
+                out.insert(rec.id, rec);
+            }
+            Err(e) => problems.push((IssueKind::BadBlock, e.to_string())),
+        }
+    })?;
+    for (kind, what) in problems {
+        report.push(Severity::Error, kind, vec![], what);
+    }
+    Ok(out)
+}
+
+/// Every item of the system tree whose key starts with `prefix`, in key order and in batches
+/// (bounded by the device's block count); an unreadable node is reported and ends the scan.
+fn scan_system_prefix(
+    state: &State,
+    prefix: u8,
+    report: &mut Report,
+    mut each: impl FnMut(Vec<u8>, Vec<u8>),
+) -> Result<()> {
+    let (lo, hi) = ([prefix], [prefix.wrapping_add(1)]);
     let mut after: Option<Vec<u8>> = None;
     for _ in 0..state.sb.block_count {
         let start = after.as_deref().map_or(Bound::Included(&lo[..]), Bound::Excluded);
         let batch = match state.system.range(&state.store, start, Bound::Excluded(&hi[..]), 256) {
             Ok(batch) => batch,
-            Err(e) => {
-                bad_block(state, e, report)?;
-                break;
-            }
+            Err(e) => return bad_block(state, e, report),
         };
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.clone());
         for (key, value) in batch {
-            match LayerRecord::decode(&value, state.sb.layer_table.block.0) {
-                Ok(rec) if key != crate::layer::record_key(rec.id) => {
-                    let what = format!("layer {}'s record is under another id", rec.id.0);
-                    report.push(Severity::Error, IssueKind::LayerTree, vec![], what);
-                }
-                Ok(rec) => {
-                    out.insert(rec.id, rec);
-                }
-                Err(e) => report.push(Severity::Error, IssueKind::BadBlock, vec![], e.to_string()),
-            }
+            each(key, value);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The layer table's name index against the records: every record is named by exactly one
@@ -198,29 +213,15 @@ fn check_name_index(
 ) -> Result<()> {
     let mut problems = Vec::new();
     let mut named: HashMap<LayerId, u32> = HashMap::new();
-    let (lo, hi) = ([NAME_PREFIX], [NAME_PREFIX + 1]);
-    let mut after: Option<Vec<u8>> = None;
-    for _ in 0..state.sb.block_count {
-        let start = after.as_deref().map_or(Bound::Included(&lo[..]), Bound::Excluded);
-        let batch = match state.system.range(&state.store, start, Bound::Excluded(&hi[..]), 256) {
-            Ok(batch) => batch,
-            Err(e) => {
-                bad_block(state, e, report)?;
-                break;
-            }
-        };
-        let Some((last, _)) = batch.last() else { break };
-        after = Some(last.clone());
-        for (key, value) in batch {
-            let name = String::from_utf8_lossy(key.get(1..).unwrap_or(&[])).into_owned();
-            let id = <[u8; 8]>::try_from(value.as_slice()).map(|b| LayerId(u64::from_le_bytes(b)));
-            match id.ok().and_then(|id| records.get(&id)) {
-                Some(rec) if rec.name == name => *named.entry(rec.id).or_default() += 1,
-                Some(rec) => problems.push(format!("name '{name}' leads to layer '{}'", rec.name)),
-                None => problems.push(format!("name '{name}' leads to no layer record")),
-            }
+    scan_system_prefix(state, NAME_PREFIX, report, |key, value| {
+        let name = String::from_utf8_lossy(key.get(1..).unwrap_or(&[])).into_owned();
+        let id = <[u8; 8]>::try_from(value.as_slice()).map(|b| LayerId(u64::from_le_bytes(b)));
+        match id.ok().and_then(|id| records.get(&id)) {
+            Some(rec) if rec.name == name => *named.entry(rec.id).or_default() += 1,
+            Some(rec) => problems.push(format!("name '{name}' leads to layer '{}'", rec.name)),
+            None => problems.push(format!("name '{name}' leads to no layer record")),
         }
-    }
+    })?;
     for rec in records.values() {
         let named = named.get(&rec.id).copied().unwrap_or(0);
         if named != 1 {
