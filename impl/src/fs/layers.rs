@@ -1,5 +1,6 @@
-//! Layer operations: create (an O(1) clone of a committed parent), commit, remove, list.
-//! Each is a durability point: it returns after its checkpoint.
+//! Layer operations: create (an O(1) clone of a committed parent), commit, rename, remove,
+//! list, and a layer's metadata items. Each changing operation but `set_layer_meta` is a
+//! durability point: it returns after its checkpoint.
 //!
 //! Invariants: a child's tree starts as its parent's root pointer (nothing is copied); removal
 //! frees exactly the node and data blocks whose owner is the removed layer, found by
@@ -9,7 +10,7 @@ use std::ops::Bound;
 
 use super::{Fs, OpenLayer, State};
 use crate::error::{Error, Result};
-use crate::layer::{check_name, name_key, record_key, LayerRecord, NAME_PREFIX};
+use crate::layer::{check_meta, check_name, meta_key, name_key, record_key, LayerRecord, NAME_PREFIX};
 use crate::ns::{self, DirtyPages};
 use crate::tree::{NodePtr, Owned, Tree};
 use crate::types::{BlockNo, LayerId, LayerInfo, LayerState, Timespec};
@@ -37,6 +38,93 @@ impl Fs {
         state.put_record(rec)?;
         state.checkpoint(false)?;
         Ok(())
+    }
+
+    /// Creates a layer as `create_layer` with metadata items `meta`, in one checkpoint (a
+    /// crash leaves the layer with all of them or no layer).
+    pub fn create_layer_with_meta(
+        &self,
+        name: &str,
+        parent: Option<&str>,
+        meta: &[(&[u8], &[u8])],
+    ) -> Result<LayerId> {
+        for (key, value) in meta {
+            check_meta(key, Some(value))?;
+        }
+        let mut state = self.lock()?;
+        let id = state.create_layer(name, parent)?;
+        for (key, value) in meta {
+            if let Err(e) = state.put_meta(id, key, Some(value)) {
+                // Not durable yet: take the layer back so no half-made layer remains.
+                let _ = state.remove_layer(name);
+                return Err(e);
+            }
+        }
+        state.checkpoint(false)?;
+        Ok(id)
+    }
+
+    /// Commits the writable layer `name` as `commit_layer`, renames it `new_name` (unless it
+    /// is `None` or the same) and applies the metadata changes `meta` (`None` removes an
+    /// item), all in one checkpoint: what containerd's Commit asks for.
+    pub fn commit_layer_as(
+        &self,
+        name: &str,
+        new_name: Option<&str>,
+        meta: &[(&[u8], Option<&[u8]>)],
+    ) -> Result<()> {
+        for (key, value) in meta {
+            check_meta(key, *value)?;
+        }
+        let mut state = self.lock()?;
+        let id = state.layer_id(name)?;
+        if state.open_layer(id)?.rec.state == LayerState::Committed {
+            return Err(Error::InvalidArgument("the layer is already committed"));
+        }
+        if let Some(to) = new_name.filter(|to| *to != name) {
+            check_name(to)?;
+            if state.system.get(&state.store, &name_key(to))?.is_some() {
+                return Err(Error::Exists);
+            }
+        }
+        state.settle_orphans(id)?;
+        let mut rec = state.open_layer(id)?.rec.clone();
+        rec.state = LayerState::Committed;
+        state.put_record(rec)?;
+        if let Some(to) = new_name {
+            state.rename_layer(name, to)?;
+        }
+        for (key, value) in meta {
+            state.put_meta(id, key, *value)?;
+        }
+        state.checkpoint(false)?;
+        Ok(())
+    }
+
+    /// Renames layer `from` to `to` in O(1): its record and name index entry change; its
+    /// files, children and metadata stay. NotFound, Exists, and `create_layer`'s name rules.
+    pub fn rename_layer(&self, from: &str, to: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.rename_layer(from, to)?;
+        state.checkpoint(false)?;
+        Ok(())
+    }
+
+    /// Sets (`Some`) or removes (`None`) the metadata item `key` of layer `name`, committed
+    /// or not. Not a durability point: it is durable with the next checkpoint (any layer
+    /// operation, `sync` or `checkpoint`). Keys are 1..=255 bytes, values at most 1024.
+    pub fn set_layer_meta(&self, name: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        check_meta(key, value)?;
+        let mut state = self.lock()?;
+        let id = state.layer_id(name)?;
+        state.put_meta(id, key, value)
+    }
+
+    /// Every metadata item of layer `name`, in key order.
+    pub fn layer_meta(&self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let state = self.lock()?;
+        let id = state.layer_id(name)?;
+        state.meta_items(id)
     }
 
     /// Removes a layer without children, freeing what it owns.
@@ -106,6 +194,52 @@ impl State {
             }
         }
         Ok(out)
+    }
+
+    /// Layer `id`'s metadata items (keys without their system-tree prefix), in key order.
+    pub(crate) fn meta_items(&self, id: LayerId) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let lo = meta_key(id, &[]);
+        let hi = meta_key(LayerId(id.0 + 1), &[]);
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = after.as_deref().map_or(Bound::Included(lo.as_slice()), Bound::Excluded);
+            let batch = self.system.range(&self.store, start, Bound::Excluded(hi.as_slice()), 256)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(last.clone());
+            out.extend(batch.into_iter().map(|(k, v)| (k[lo.len()..].to_vec(), v)));
+        }
+        Ok(out)
+    }
+
+    /// Sets or removes one metadata item of layer `id` (checked by the caller).
+    fn put_meta(&mut self, id: LayerId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let mut freed = Vec::new();
+        let key = meta_key(id, key);
+        match value {
+            Some(value) => self.system.insert(&self.store, LayerId::SYSTEM, &key, value, &mut freed)?,
+            None => self.system.remove(&self.store, LayerId::SYSTEM, &key, &mut freed)?,
+        };
+        self.release_nodes(freed);
+        Ok(())
+    }
+
+    fn rename_layer(&mut self, from: &str, to: &str) -> Result<()> {
+        let id = self.layer_id(from)?;
+        check_name(to)?;
+        if from == to {
+            return Ok(());
+        }
+        if self.system.get(&self.store, &name_key(to))?.is_some() {
+            return Err(Error::Exists);
+        }
+        let mut rec = self.open_layer(id)?.rec.clone();
+        let mut freed = Vec::new();
+        self.system.remove(&self.store, LayerId::SYSTEM, &name_key(from), &mut freed)?;
+        self.system.insert(&self.store, LayerId::SYSTEM, &name_key(to), &id.0.to_le_bytes(), &mut freed)?;
+        self.release_nodes(freed);
+        rec.name = to.to_string();
+        self.put_record(rec)
     }
 
     fn layer_info(&mut self, id: LayerId) -> Result<LayerInfo> {
@@ -213,6 +347,9 @@ impl State {
         let mut freed = Vec::new();
         self.system.remove(&self.store, LayerId::SYSTEM, &record_key(id), &mut freed)?;
         self.system.remove(&self.store, LayerId::SYSTEM, &name_key(name), &mut freed)?;
+        for (key, _) in self.meta_items(id)? {
+            self.system.remove(&self.store, LayerId::SYSTEM, &meta_key(id, &key), &mut freed)?;
+        }
         self.release_nodes(freed);
         self.open.remove(&id);
         self.views.remove(&id);

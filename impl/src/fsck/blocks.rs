@@ -9,7 +9,7 @@ use crate::alloc::Extents;
 use crate::error::{Error, Result};
 use crate::format::header::{self, BLOCK_SIZE};
 use crate::fs::State;
-use crate::layer::{LayerRecord, NAME_PREFIX, RECORD_PREFIX};
+use crate::layer::{check_meta, LayerRecord, META_PREFIX, NAME_PREFIX, RECORD_PREFIX};
 use crate::tree::{Node, Tree};
 use crate::types::{BlockNo, LayerId, LayerState};
 
@@ -55,6 +55,7 @@ pub(super) fn walk(state: &mut State, report: &mut Report) -> Result<()> {
     let records = layer_records(state, report)?;
     check_layer_tree(&records, report);
     check_name_index(state, &records, report)?;
+    check_meta_items(state, &records, report)?;
     let mut max_ino = 0;
     for rec in records.values() {
         report.layers += 1;
@@ -228,6 +229,37 @@ fn check_name_index(
             problems.push(format!("layer '{}' is named by {named} index entries", rec.name));
         }
     }
+    for problem in problems {
+        report.push(Severity::Error, IssueKind::LayerTree, vec![], problem);
+    }
+    Ok(())
+}
+
+/// Every layer metadata item belongs to a layer record and is within the limits
+/// `set_layer_meta` keeps (a removed layer takes its items along).
+fn check_meta_items(
+    state: &State,
+    records: &BTreeMap<LayerId, LayerRecord>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    scan_system_prefix(state, META_PREFIX, report, |key, value| {
+        let id = key.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+        let item = key.get(9..).unwrap_or(&[]);
+        match id.map(LayerId) {
+            Some(id) if !records.contains_key(&id) => {
+                problems.push(format!("a metadata item of layer {} which does not exist", id.0));
+            }
+            Some(id) if check_meta(item, Some(&value)).is_err() => problems.push(format!(
+                "layer {}'s metadata item '{}' is out of bounds ({} bytes of value)",
+                id.0,
+                String::from_utf8_lossy(item),
+                value.len()
+            )),
+            Some(_) => {}
+            None => problems.push("a metadata item with a short key".to_string()),
+        }
+    })?;
     for problem in problems {
         report.push(Severity::Error, IssueKind::LayerTree, vec![], problem);
     }

@@ -1,12 +1,17 @@
 //! Layers: their records in the system tree, and the layers opened since mount.
 //!
-//! The system tree (owner `LayerId::SYSTEM`) holds two kinds of items:
+//! The system tree (owner `LayerId::SYSTEM`) holds three kinds of items:
 //!
 //! ```text
-//! key                      value
-//! 'L' id (u64 big-endian)  LayerRecord (below)
-//! 'N' name bytes           id (u64 little-endian)
+//! key                                   value
+//! 'L' id (u64 big-endian)               LayerRecord (below)
+//! 'N' name bytes                        id (u64 little-endian)
+//! 'M' id (u64 big-endian) meta key      meta value, 0..=META_VALUE_MAX bytes
 //! ```
+//!
+//! Meta items are a layer's own key/value metadata for the runtime that made it (containerd's
+//! kind and labels, for one), outside the layer's files: 1..=META_KEY_MAX bytes of key. They go
+//! with the layer when it is removed, and a committed layer's may still change.
 //!
 //! LayerRecord layout, little-endian:
 //!
@@ -36,6 +41,12 @@ use crate::types::{BlockNo, Generation, LayerId, LayerState, NAME_MAX};
 pub const RECORD_PREFIX: u8 = b'L';
 /// Key prefix of the name index.
 pub const NAME_PREFIX: u8 = b'N';
+/// Key prefix of layer metadata items.
+pub const META_PREFIX: u8 = b'M';
+/// Longest key of a metadata item.
+pub const META_KEY_MAX: usize = 255;
+/// Longest value of a metadata item.
+pub const META_VALUE_MAX: usize = 1024;
 /// Bytes of a record before the name.
 const RECORD_FIXED_LEN: usize = 50;
 
@@ -64,6 +75,31 @@ pub fn name_key(name: &str) -> Vec<u8> {
     let mut key = vec![NAME_PREFIX];
     key.extend_from_slice(name.as_bytes());
     key
+}
+
+/// The system-tree key of layer `id`'s metadata item `key`; with an empty `key`, the prefix of
+/// all of them.
+pub fn meta_key(id: LayerId, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + key.len());
+    out.push(META_PREFIX);
+    out.extend_from_slice(&id.0.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+/// Checks a metadata item: EINVAL for an empty key or a value past `META_VALUE_MAX`,
+/// ENAMETOOLONG for a key past `META_KEY_MAX`.
+pub fn check_meta(key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("layer metadata keys must be non-empty"));
+    }
+    if key.len() > META_KEY_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if value.is_some_and(|v| v.len() > META_VALUE_MAX) {
+        return Err(Error::InvalidArgument("layer metadata values are at most 1024 bytes"));
+    }
+    Ok(())
 }
 
 /// Checks a layer name: EINVAL for empty, `.`, `..`, `/` or NUL; ENAMETOOLONG past 255 bytes.
