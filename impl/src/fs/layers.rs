@@ -207,7 +207,7 @@ impl State {
             let batch = self.system.range(&self.store, start, Bound::Excluded(hi.as_slice()), 256)?;
             let Some((last, _)) = batch.last() else { break };
             after = Some(last.clone());
-            out.extend(batch.into_iter().map(|(k, v)| (k[lo.len()..].to_vec(), v)));
+            out.extend(batch.into_iter().map(|(k, v)| (k.get(lo.len()..).unwrap_or_default().to_vec(), v)));
         }
         Ok(out)
     }
