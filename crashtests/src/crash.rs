@@ -327,7 +327,7 @@ impl CrashHarness {
             Err(e) => return Err(format!("mount of a rotten image ({report}): {e}")),
         };
         // The final clean unmount's generation holds the harness's model.
-        let model: Model = match self.snapshots.expected(fs.generation().0, None) {
+        let model: Model = match self.snapshots.expected(fs.recovered_generation().0, None) {
             Ok(m) => Model::clone(&m),
             Err(_) => Model::clone(&self.model),
         };
@@ -472,8 +472,14 @@ impl CrashHarness {
         let dev: Arc<dyn BlockDevice> = Arc::clone(&self.tap) as Arc<dyn BlockDevice>;
         let fs = match Fs::mount(Arc::clone(&dev), &self.options.mount) {
             Ok(fs) => fs,
-            // A mount refused for an injected error changed nothing: mount again without it.
+            // A mount refused for an injected error: mount again without it. Its reserving
+            // checkpoint may have issued a superblock of the state it found, which is the
+            // newest the harness knows (its first flush made every issued one durable).
             Err(e) if mode != Mode::Probe && is_refusal(Errno(e.errno())) => {
+                let found = self.snapshots.expected(self.snapshots.newest(), None)?;
+                for generation in self.tap.take_issued() {
+                    self.snapshots.issued(generation, Arc::clone(&found));
+                }
                 self.stats.io_errors.fetch_add(1, Ordering::Relaxed);
                 if mode == Mode::Damaging || self.tap.sim().powered_off_at().is_some() {
                     return Ok(());
@@ -485,7 +491,7 @@ impl CrashHarness {
         };
         // The fault was the operation's; what follows is the harness's check.
         self.tap.sim().clear_faults();
-        let generation = fs.generation().0;
+        let generation = fs.recovered_generation().0;
         let model = self.snapshots.expected(generation, None)?;
         if unmounted.is_ok() && generation != self.snapshots.newest() {
             return Err(format!("a clean unmount left generation {generation}, not the newest"));
@@ -494,8 +500,13 @@ impl CrashHarness {
             compare_all(&model, &fs).map_err(|e| format!("after a remount: {e}"))?;
         }
         self.model = Model::clone(&model);
-        // Mount flushes before it reads: what it found is durable, failed unmount or not.
+        // Mount flushes before it reads: what it found is durable, failed unmount or not; its
+        // own checkpoints (the reservation, an orphan sweep) hold the same state, durable too.
         self.snapshots.durable(generation);
+        for issued in self.tap.take_issued() {
+            self.snapshots.issued(issued, Arc::clone(&model));
+        }
+        self.snapshots.durable(fs.generation().0);
         self.fs = Some(fs);
         Ok(())
     }
@@ -601,7 +612,7 @@ impl CrashHarness {
             Err(e) if is_refusal(Errno(e.errno())) && !report.is_clean() => return Ok(()),
             Err(e) => return Err(format!("mount of a damaged image ({report}): {e}")),
         };
-        let generation = fs.generation().0;
+        let generation = fs.recovered_generation().0;
         let model = self.snapshots.expected(generation, None)?;
         let refusals = compare_tolerant(&model, &fs)
             .map_err(|e| format!("a damaged image answered wrong: {e}"))?;
@@ -632,6 +643,8 @@ impl CrashHarness {
         let recovered = recover(&dev, &self.snapshots, None, &self.options.mount)
             .map_err(|e| format!("power cut at {cut:?}, {report}: {e}"))?;
         self.stats.count(policy);
+        // The mount's own checkpoints: durable, and `recovered.generation` is the last.
+        self.tap.take_issued();
         self.model = Model::clone(&recovered.model);
         self.snapshots = Snapshots::new(recovered.generation, recovered.model);
         self.fs = Some(recovered.fs);

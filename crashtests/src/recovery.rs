@@ -7,11 +7,13 @@
 //! superblock's generation says exactly which state the image must hold: the check is an
 //! equality, not a choice.
 //!
-//! `recover` checks one crash state: fsck is clean, the image mounts, its generation is one the
-//! harness knows and not below the floor (forward progress: nothing a durability point confirmed
-//! is lost), and every layer equals that generation's model state, committed layers included.
-//! `crash_during_recovery` then cuts the power during the first checkpoint after recovery,
-//! crashes again and checks the result the same way.
+//! `recover` checks one crash state: fsck is clean, the image mounts, the generation it
+//! recovered (`Fs::recovered_generation`: the mount's own first checkpoint, which reserves
+//! generations, holds the same state under a later one) is one the harness knows and not below
+//! the floor (forward progress: nothing a durability point confirmed is lost), and every layer
+//! equals that generation's model state, committed layers included. `crash_during_recovery`
+//! then cuts the power during the next mount (its reserving checkpoint, and the orphan sweep
+//! of an unclean image), crashes again and checks the result the same way.
 //!
 //! `compare_tolerant` serves damaged images (misdirected writes): every answer must be right or
 //! a loud refusal (EUCLEAN or EIO), never wrong bytes.
@@ -109,29 +111,29 @@ pub fn recover(
         return Err(format!("fsck after the crash: {report}"));
     }
     let fs = Fs::mount(Arc::clone(dev), opts).map_err(|e| format!("mount after the crash: {e}"))?;
-    let generation = fs.generation().0;
-    let model = snapshots.expected(generation, in_flight)?;
-    compare_all(&model, &fs).map_err(|e| format!("recovered generation {generation}: {e}"))?;
-    Ok(Recovered { generation, fs, model })
+    let recovered = fs.recovered_generation().0;
+    let model = snapshots.expected(recovered, in_flight)?;
+    compare_all(&model, &fs).map_err(|e| format!("recovered generation {recovered}: {e}"))?;
+    Ok(Recovered { generation: fs.generation().0, fs, model })
 }
 
-/// Cuts the power at crash point `cut` of the first checkpoint after the recovery `first` (or
-/// right after it, if it has fewer points), crashes `dev` with a policy drawn from its seed, and
-/// checks the result: the same state, at the recovered generation or a later one.
+/// Cuts the power at crash point `cut` of the mount after the recovery `first` (or right after
+/// it, if it has fewer points), crashes `dev` with a policy drawn from its seed, and checks the
+/// result: the same state, at the recovered generation or a later one.
 pub fn crash_during_recovery(
     dev: &Arc<SimDevice>,
     first: Recovered,
     cut: u64,
     opts: &MountOptions,
 ) -> Result<Recovered, String> {
-    dev.set_crash_at(cut);
-    // The checkpoint fails if the power goes first; either way the crash decides.
-    let _ = first.fs.checkpoint();
     drop(first.fs);
+    dev.set_crash_at(cut);
+    // The mount fails if the power goes first; either way the crash decides.
+    let as_dev: Arc<dyn BlockDevice> = Arc::clone(dev) as Arc<dyn BlockDevice>;
+    drop(Fs::mount(Arc::clone(&as_dev), opts));
     let policy = dev.choose_crash_policy();
     let report = dev.crash(policy);
     let snapshots = Snapshots::new(first.generation, Arc::clone(&first.model));
-    let as_dev: Arc<dyn BlockDevice> = Arc::clone(dev) as Arc<dyn BlockDevice>;
     recover(&as_dev, &snapshots, Some(&first.model), opts)
         .map_err(|e| format!("after a crash ({report}) at point {cut} of recovery: {e}"))
 }

@@ -205,10 +205,15 @@ impl CrashCase {
         if !report.is_clean() {
             return Err(format!("fsck after a crash ({policy:?}): {report}"));
         }
-        let generation = fs.generation();
+        // The mount's own first checkpoint (it reserves generations) holds the state it found
+        // under a later generation: what was recovered is `recovered_generation`.
+        let generation = fs.recovered_generation();
+        let now_durable = fs.generation();
         self.fs = Some(fs);
         let candidates = match in_flight {
-            Some((g, states)) if g == generation => states,
+            // Above the in-flight checkpoint only the same call's later ones (a remount's
+            // reservation), which hold the same states.
+            Some((g, states)) if generation >= g => states,
             _ if durable.0 == generation => durable.1,
             _ => {
                 return Err(format!(
@@ -225,7 +230,7 @@ impl CrashCase {
             match self.verify_against(&candidate) {
                 Ok(()) => {
                     self.model = candidate.clone();
-                    self.durable = (generation, vec![candidate]);
+                    self.durable = (now_durable, vec![candidate]);
                     return Ok(());
                 }
                 Err(e) => disagreements.push(e),

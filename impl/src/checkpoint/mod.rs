@@ -23,18 +23,49 @@
 //!   is durable.
 
 use crate::alloc::freemap;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fs::State;
 use crate::layer::record_key;
 use crate::ns;
 use crate::store::BlockWriter;
 use crate::types::{BlockNo, Generation, LayerId};
 
+/// How many generations a mount reserves: its first checkpoint takes the generation this far
+/// past any the image shows, so that none of the checkpoints an earlier mount tried and lost
+/// (at most this many since its last durable one) shares a generation with this mount's.
+pub const GENERATION_RESERVE: u64 = 1 << 20;
+
 impl State {
-    /// Runs one checkpoint; `clean` marks it as written by a clean unmount.
+    /// The first checkpoint of a read-write mount, before anything is written under another
+    /// generation: it holds the state found, under a generation `GENERATION_RESERVE` past the
+    /// highest one the image shows. Without it, a mount after checkpoints that failed part way
+    /// (a failed unmount, then a mount) would stamp blocks with their generations again, and
+    /// a stale block they left, where a write of this mount went astray, would pass as new.
+    pub(crate) fn reserve_generations(&mut self) -> Result<Generation> {
+        // Past the guard of `next_generation`: a failed reservation fails the mount, and the
+        // next mount writes the very same blocks again under the same generation.
+        let base = self.sb.generation.0.max(self.generation_used.0);
+        self.attempt(Generation(base + GENERATION_RESERVE), false)
+    }
+
+    /// Runs one checkpoint; `clean` marks it as written by a clean unmount. A failed one uses
+    /// its generation up (`generation_used`).
     pub(crate) fn checkpoint(&mut self, clean: bool) -> Result<Generation> {
+        let generation = self.next_generation()?;
+        self.attempt(generation, clean)
+    }
+
+    /// One checkpoint under `generation`, used up whether it lands or not.
+    fn attempt(&mut self, generation: Generation, clean: bool) -> Result<Generation> {
+        let done = self.checkpoint_as(generation, clean);
+        if done.is_err() {
+            self.generation_used = self.generation_used.max(generation);
+        }
+        done
+    }
+
+    fn checkpoint_as(&mut self, generation: Generation, clean: bool) -> Result<Generation> {
         self.space.check_damage()?;
-        let generation = self.next_generation();
         self.flush_layer_data()?;
         self.write_layer_trees(generation)?;
         let layer_table = {
@@ -62,7 +93,7 @@ impl State {
             return Err(e.into());
         }
         let landed = dev.write(sb.slot().0, &sb.encode()).map(|()| {
-            self.generation_issued = generation;
+            self.generation_used = generation;
         });
         if let Err(e) = landed.and_then(|()| dev.flush()) {
             // The superblock may or may not have landed. The old free-map chain stays in use,
@@ -81,9 +112,17 @@ impl State {
         Ok(generation)
     }
 
-    /// The generation the next checkpoint takes.
-    fn next_generation(&self) -> Generation {
-        Generation(self.sb.generation.0.max(self.generation_issued.0) + 1)
+    /// The generation the next checkpoint takes: past every one used. EBUSY once the
+    /// checkpoints that failed since the last durable one would run past this mount's
+    /// reservation (a million I/O errors in a row): a mount starts a new one.
+    fn next_generation(&self) -> Result<Generation> {
+        let next = self.sb.generation.0.max(self.generation_used.0) + 1;
+        if next - self.sb.generation.0 >= GENERATION_RESERVE {
+            return Err(Error::Busy(
+                "too many checkpoints failed since the last durable one: unmount and mount again",
+            ));
+        }
+        Ok(Generation(next))
     }
 
     /// The first two steps of the next checkpoint, without its superblock: every layer's dirty
@@ -92,9 +131,12 @@ impl State {
     /// is clean and its root names all of its content, which a clone needs.
     pub(crate) fn write_layers(&mut self) -> Result<()> {
         self.space.check_damage()?;
-        let generation = self.next_generation();
-        self.flush_layer_data()?;
-        self.write_layer_trees(generation)
+        let generation = self.next_generation()?;
+        let written = self.flush_layer_data().and_then(|()| self.write_layer_trees(generation));
+        if written.is_err() {
+            self.generation_used = self.generation_used.max(generation);
+        }
+        written
     }
 
     fn flush_layer_data(&mut self) -> Result<()> {

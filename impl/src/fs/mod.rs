@@ -85,10 +85,13 @@ pub(crate) struct State {
     pub(crate) space: Space,
     /// The last durable superblock.
     pub(crate) sb: Superblock,
-    /// The highest generation whose superblock was handed to the device, durable or not: a
-    /// checkpoint whose last flush failed leaves its superblock pending, so the next one takes
-    /// a later generation and no generation ever names two superblock contents.
-    pub(crate) generation_issued: Generation,
+    /// The highest generation anything was written under, durable or not: a checkpoint that
+    /// failed part way (an I/O error) may have left blocks, or a superblock pending, stamped
+    /// with its generation, so the next one takes a later generation, and no generation ever
+    /// stamps two different contents of one block (docs/crash.md, "Generations").
+    pub(crate) generation_used: Generation,
+    /// The generation of the durable checkpoint this mount started from.
+    pub(crate) recovered: Generation,
     /// Blocks of the free-map chain the durable superblock names.
     pub(crate) free_map_chain: Vec<BlockNo>,
     pub(crate) next_ino: u64,
@@ -148,7 +151,8 @@ impl Fs {
             store: Store::new(Arc::clone(&dev), 64, 64),
             space: Space::new_free(FIRST_DATA_BLOCK, blocks),
             sb: sb.clone(),
-            generation_issued: sb.generation,
+            generation_used: sb.generation,
+            recovered: sb.generation,
             free_map_chain: Vec::new(),
             next_ino: sb.next_ino,
             next_layer: sb.next_layer,
@@ -165,6 +169,12 @@ impl Fs {
         }
         state.checkpoint(false)?;
         Ok(())
+    }
+
+    /// Whether `dev` holds an lcfs filesystem: the generation of its newest valid superblock.
+    /// Reads the superblocks only, writes nothing (a mount writes its reserving checkpoint).
+    pub fn probe(dev: &dyn BlockDevice) -> Result<Generation> {
+        read_superblock(dev).map(|(sb, _)| sb.generation)
     }
 
     /// Mounts the filesystem on `dev`: the newest valid superblock wins. The device is flushed
@@ -207,7 +217,8 @@ impl Fs {
             next_ino: sb.next_ino,
             next_layer: sb.next_layer,
             free_map_chain,
-            generation_issued: claimed,
+            generation_used: claimed,
+            recovered: sb.generation,
             sb,
             open: HashMap::new(),
             opts: opts.clone(),
@@ -217,8 +228,11 @@ impl Fs {
         };
         let clean = state.sb.flags & crate::format::superblock::FLAG_CLEAN != 0;
         let fs = Fs { state: Mutex::new(state) };
-        if !clean && strict {
-            fs.sweep_orphans()?;
+        if strict {
+            fs.lock()?.reserve_generations()?;
+            if !clean {
+                fs.sweep_orphans()?;
+            }
         }
         Ok(fs)
     }
@@ -244,6 +258,12 @@ impl Fs {
     /// The generation of the last durable checkpoint.
     pub fn generation(&self) -> Generation {
         self.lock().map(|s| s.sb.generation).unwrap_or(Generation(0))
+    }
+
+    /// The generation of the durable checkpoint this mount found (its own first checkpoint,
+    /// which reserves generations, holds the same state under a later one).
+    pub fn recovered_generation(&self) -> Generation {
+        self.lock().map(|s| s.recovered).unwrap_or(Generation(0))
     }
 
     /// The label given at mkfs.
