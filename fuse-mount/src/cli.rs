@@ -21,7 +21,10 @@ pub const DEFAULT_SIZE: &str = "8G";
 const USAGE: &str = "usage:
   lcfs mkfs [--size 8G] [--label L] [--force] IMAGE     format an image file or block device
   lcfs mount [IMAGE [MOUNTPOINT]] [--foreground]       serve IMAGE (default /var/lib/lcfs/lcfs.img)
-                                                       on MOUNTPOINT (default /mnt/lcfs)
+        [--snapshotter SOCK] [--graphdriver SOCK]      on MOUNTPOINT (default /mnt/lcfs); also
+                                                       serve containerd's snapshotter and diff
+                                                       services, or Docker's graph-driver
+                                                       plugin API, on SOCK
   lcfs umount [MOUNTPOINT] [--lazy]                    checkpoint, then unmount
   lcfs layer create NAME [--parent P] [--mount M]      a new writable layer (a clone of P)
   lcfs layer commit NAME [--mount M]                   make a layer immutable
@@ -59,7 +62,15 @@ struct Args {
 }
 
 /// Options that take a value.
-const VALUED: [&str; 5] = ["--size", "--label", "--parent", "--mount", "--min-age"];
+const VALUED: [&str; 7] = [
+    "--size",
+    "--label",
+    "--parent",
+    "--mount",
+    "--min-age",
+    "--snapshotter",
+    "--graphdriver",
+];
 
 impl Args {
     fn parse(args: &[String]) -> Result<Args> {
@@ -206,7 +217,7 @@ fn format_image(path: &Path, size: u64, label: &str, force: bool) -> Result<()> 
     if exists {
         // Refuses an image a daemon holds, and says so.
         let image = daemon::open_image(path)?;
-        if !force && Fs::mount(Arc::clone(&image.device), &lcfs::MountOptions::default()).is_ok() {
+        if !force && Fs::probe(image.device.as_ref()).is_ok() {
             bail!(
                 "{} already holds an lcfs filesystem: add --force to erase it",
                 path.display()
@@ -235,7 +246,11 @@ fn format_image(path: &Path, size: u64, label: &str, force: bool) -> Result<()> 
 }
 
 fn mount(args: &Args) -> Result<()> {
-    args.only(&["--foreground"], 2)?;
+    args.only(&["--foreground", "--snapshotter", "--graphdriver"], 2)?;
+    let services = daemon::Services {
+        snapshotter: args.value("--snapshotter").map(PathBuf::from),
+        graphdriver: args.value("--graphdriver").map(PathBuf::from),
+    };
     let image = PathBuf::from(
         args.positional
             .first()
@@ -258,9 +273,9 @@ fn mount(args: &Args) -> Result<()> {
             .with_context(|| format!("cannot create {}", mountpoint.display()))?;
     }
     if args.flag("--foreground") {
-        daemon::serve(&image, &mountpoint)
+        daemon::serve(&image, &mountpoint, &services)
     } else {
-        daemon::spawn(&image, &mountpoint)
+        daemon::spawn(&image, &mountpoint, &services)
     }
 }
 

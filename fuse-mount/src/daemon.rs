@@ -32,6 +32,16 @@ use crate::{mounts, sys};
 /// FUSE worker threads.
 const FUSE_THREADS: usize = 4;
 
+/// The runtime services a daemon serves besides its mount and control socket, each on its
+/// own unix socket.
+#[derive(Clone, Debug, Default)]
+pub struct Services {
+    /// containerd's snapshotter and diff services (gRPC), for a `proxy_plugins` entry.
+    pub snapshotter: Option<PathBuf>,
+    /// Docker's graph-driver plugin API (HTTP+JSON), e.g. `/run/docker/plugins/lcfs.sock`.
+    pub graphdriver: Option<PathBuf>,
+}
+
 /// The image, opened and locked for one daemon.
 pub struct Image {
     pub device: Arc<dyn BlockDevice>,
@@ -126,7 +136,7 @@ fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf> {
 }
 
 /// Serves `image_path` on `mountpoint` until it is unmounted (`lcfs mount --foreground`).
-pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
+pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Result<()> {
     let mountpoint = check_mountpoint(mountpoint)?;
     let image_path = image_path
         .canonicalize()
@@ -143,6 +153,16 @@ pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
             )
         })?;
     let _ = shared.notifier.set(session.notifier());
+    // The runtime services listen before the control socket exists: `lcfs mount` returns once
+    // the control socket answers, and a runtime may connect right after.
+    if let Some(socket) = &services.snapshotter {
+        crate::snapshotter::start(Arc::downgrade(&shared), &mountpoint, socket)
+            .with_context(|| format!("cannot serve the snapshotter on {}", socket.display()))?;
+    }
+    if let Some(socket) = &services.graphdriver {
+        crate::graphdriver::start(Arc::downgrade(&shared), &mountpoint, socket)
+            .with_context(|| format!("cannot serve the graph driver on {}", socket.display()))?;
+    }
     let (socket, info_path, _) = control::paths(&mountpoint);
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     let _ = std::fs::remove_file(&socket);
@@ -178,6 +198,9 @@ pub fn serve(image_path: &Path, mountpoint: &Path) -> Result<()> {
     let _ = accept.join();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&info_path);
+    for service in [&services.snapshotter, &services.graphdriver].into_iter().flatten() {
+        let _ = std::fs::remove_file(service);
+    }
     drop(server);
     finish(fs)?;
     served.map_err(|e| anyhow!("the FUSE session ended with an error: {e}"))?;
@@ -259,18 +282,26 @@ fn watch_signals(server: std::sync::Weak<Server>) -> Result<()> {
 }
 
 /// Starts the daemon in the background and waits until the mount is up.
-pub fn spawn(image: &Path, mountpoint: &Path) -> Result<()> {
+pub fn spawn(image: &Path, mountpoint: &Path, services: &Services) -> Result<()> {
     let canonical = check_mountpoint(mountpoint)?;
     std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
     let (_, _, log_path) = control::paths(&canonical);
     let log =
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot find the lcfs binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("mount")
         .arg(image)
         .arg(&canonical)
-        .arg("--foreground")
+        .arg("--foreground");
+    if let Some(socket) = &services.snapshotter {
+        command.arg("--snapshotter").arg(socket);
+    }
+    if let Some(socket) = &services.graphdriver {
+        command.arg("--graphdriver").arg(socket);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

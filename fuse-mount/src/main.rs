@@ -6,10 +6,12 @@
 mod cli;
 mod control;
 mod daemon;
+mod graphdriver;
 mod mount;
 mod mounts;
 mod nodes;
 mod server;
+mod snapshotter;
 mod sys;
 
 fn main() {
