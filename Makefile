@@ -1,8 +1,11 @@
 # The two commands of the README, plus conveniences. Every target installs what it needs.
-.PHONY: demo test bench clean
+.PHONY: demo demo-engine test bench bench-peers clean
 
 demo:
 	bash scripts/demo.sh
+
+demo-engine:
+	bash scripts/demo-engine.sh
 
 test:
 	bash scripts/test.sh
@@ -10,5 +13,18 @@ test:
 bench:
 	cargo bench -p lcfs-benches
 
+# File-level workloads on lcfs and its peers (kernel overlayfs, fuse-overlayfs, btrfs, vfs),
+# interleaved and repeated, on one loop-mounted scratch file system (REPEAT=5 by default).
+bench-peers:
+	bash scripts/bench/peers.sh
+
 clean:
 	cargo clean
+
+# The end-to-end runs with real engines (root; installs and fetches what it needs): Docker 28 on
+# containerd with lcfs as its snapshotter, and Docker 20.10 with lcfs as a graph-driver plugin.
+# Pick with E2E_ROUTES="containerd plugin", E2E_DRIVER=lcfs|overlay2|overlayfs|baseline
+# (bash scripts/e2e/run.sh --help). See docs/runtime.md.
+.PHONY: e2e-docker
+e2e-docker:
+	bash scripts/e2e/run.sh
