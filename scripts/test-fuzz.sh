@@ -29,7 +29,7 @@ echo "   built after $(( $(date +%s) - started )) s"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in records image ops tar; do
+for target in records image ops tar graphdriver snapshotter; do
   echo "== fuzz: $target for ${FUZZ_SECONDS} s on fuzz/corpus/$target"
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"
@@ -48,5 +48,11 @@ done
 echo "== loom models"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" \
   cargo test -p lcfs --release loom -- --nocapture 2>&1 | grep -E '^test |^test result: .* [1-9][0-9]* passed'
+test "${PIPESTATUS[0]}" = 0
+# The daemon's model (node-id reuse, fuse-mount/src/nodes.rs) under its own cfg: `--cfg loom`
+# would change tokio and hyper, which the snapshotter links.
+echo "== loom model of node-id reuse (lcfs-fuse)"
+RUSTFLAGS="--cfg lcfs_loom" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom-fuse" \
+  cargo test -p lcfs-fuse --release --lib loom -- --nocapture 2>&1 | grep -E '^test |^test result: .* [1-9][0-9]* passed'
 test "${PIPESTATUS[0]}" = 0
 echo "== fuzz and loom: $(( $(date +%s) - started )) s"

@@ -22,9 +22,11 @@ const USAGE: &str = "usage:
   lcfs mkfs [--size 8G] [--label L] [--force] IMAGE     format an image file or block device
   lcfs mount [IMAGE [MOUNTPOINT]] [--foreground]       serve IMAGE (default /var/lib/lcfs/lcfs.img)
         [--snapshotter SOCK] [--graphdriver SOCK]      on MOUNTPOINT (default /mnt/lcfs); also
-                                                       serve containerd's snapshotter and diff
+        [--containerd-root DIR]                        serve containerd's snapshotter and diff
                                                        services, or Docker's graph-driver
-                                                       plugin API, on SOCK
+                                                       plugin API, on SOCK; the differ reads
+                                                       layers from the content store of the
+                                                       containerd whose root is DIR
   lcfs umount [MOUNTPOINT] [--lazy]                    checkpoint, then unmount
   lcfs layer create NAME [--parent P] [--mount M]      a new writable layer (a clone of P)
   lcfs layer commit NAME [--mount M]                   make a layer immutable
@@ -62,7 +64,7 @@ struct Args {
 }
 
 /// Options that take a value.
-const VALUED: [&str; 7] = [
+const VALUED: [&str; 8] = [
     "--size",
     "--label",
     "--parent",
@@ -70,6 +72,7 @@ const VALUED: [&str; 7] = [
     "--min-age",
     "--snapshotter",
     "--graphdriver",
+    "--containerd-root",
 ];
 
 impl Args {
@@ -246,9 +249,29 @@ fn format_image(path: &Path, size: u64, label: &str, force: bool) -> Result<()> 
 }
 
 fn mount(args: &Args) -> Result<()> {
-    args.only(&["--foreground", "--snapshotter", "--graphdriver"], 2)?;
+    args.only(
+        &[
+            "--foreground",
+            "--snapshotter",
+            "--graphdriver",
+            "--containerd-root",
+        ],
+        2,
+    )?;
+    let containerd_root = match args.value("--containerd-root") {
+        None => None,
+        Some(_) if args.value("--snapshotter").is_none() => {
+            return Err(usage(
+                "--containerd-root is for the differ of --snapshotter SOCK",
+            ))
+        }
+        Some(dir) => {
+            Some(std::path::absolute(dir).with_context(|| format!("bad --containerd-root {dir}"))?)
+        }
+    };
     let services = daemon::Services {
         snapshotter: args.value("--snapshotter").map(PathBuf::from),
+        containerd_root,
         graphdriver: args.value("--graphdriver").map(PathBuf::from),
     };
     let image = PathBuf::from(

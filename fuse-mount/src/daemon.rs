@@ -38,6 +38,8 @@ const FUSE_THREADS: usize = 4;
 pub struct Services {
     /// containerd's snapshotter and diff services (gRPC), for a `proxy_plugins` entry.
     pub snapshotter: Option<PathBuf>,
+    /// containerd's root directory: the diff service reads layer blobs from its content store.
+    pub containerd_root: Option<PathBuf>,
     /// Docker's graph-driver plugin API (HTTP+JSON), e.g. `/run/docker/plugins/lcfs.sock`.
     pub graphdriver: Option<PathBuf>,
 }
@@ -156,7 +158,8 @@ pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Resul
     // The runtime services listen before the control socket exists: `lcfs mount` returns once
     // the control socket answers, and a runtime may connect right after.
     if let Some(socket) = &services.snapshotter {
-        crate::snapshotter::start(Arc::downgrade(&shared), &mountpoint, socket)
+        let root = services.containerd_root.as_deref();
+        crate::snapshotter::start(Arc::downgrade(&shared), &mountpoint, socket, root)
             .with_context(|| format!("cannot serve the snapshotter on {}", socket.display()))?;
     }
     if let Some(socket) = &services.graphdriver {
@@ -198,7 +201,10 @@ pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Resul
     let _ = accept.join();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&info_path);
-    for service in [&services.snapshotter, &services.graphdriver].into_iter().flatten() {
+    for service in [&services.snapshotter, &services.graphdriver]
+        .into_iter()
+        .flatten()
+    {
         let _ = std::fs::remove_file(service);
     }
     drop(server);
@@ -297,6 +303,9 @@ pub fn spawn(image: &Path, mountpoint: &Path, services: &Services) -> Result<()>
         .arg("--foreground");
     if let Some(socket) = &services.snapshotter {
         command.arg("--snapshotter").arg(socket);
+    }
+    if let Some(root) = &services.containerd_root {
+        command.arg("--containerd-root").arg(root);
     }
     if let Some(socket) = &services.graphdriver {
         command.arg("--graphdriver").arg(socket);

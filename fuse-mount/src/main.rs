@@ -1,18 +1,10 @@
 //! `lcfs`: format, mount, check and drive an lcfs image (docs/cli.md).
 //!
 //! Every error names what failed and what to do; the exit status is 1 on error, 2 on a usage
-//! error, and `lcfs fsck` exits 4 when it finds issues.
+//! error, and `lcfs fsck` exits 4 when it finds issues. The code is the crate's library
+//! (src/lib.rs).
 
-mod cli;
-mod control;
-mod daemon;
-mod graphdriver;
-mod mount;
-mod mounts;
-mod nodes;
-mod server;
-mod snapshotter;
-mod sys;
+use lcfs_fuse::cli;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

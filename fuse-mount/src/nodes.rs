@@ -17,11 +17,15 @@
 //! - a slot is reused only once its layer is gone *and* the kernel has forgotten every node of
 //!   it (its lookup count is 0), so a live node id always names the layer it was handed out for;
 //! - each reused slot gets a new generation;
-//! - the lookup count of a slot is the sum of the kernel's lookup counts of its nodes.
+//! - the lookup count of a slot is the sum of the kernel's lookup counts of its nodes;
+//! - a layer that is gone holds no slot once the lookups racing its removal have ended
+//!   (`slot_for_lookup`; checked by the loom model at the end of this file).
 
 use std::collections::HashMap;
 
 use lcfs::{Ino, LayerId};
+
+use crate::sync::Mutex;
 
 /// Node id of the mount root.
 pub const ROOT_NODE: u64 = 1;
@@ -228,6 +232,135 @@ impl Slots {
                 ))
             })
             .collect()
+    }
+}
+
+/// What `slot_for_lookup` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotLookup<A> {
+    /// The layer's slot and its root's attributes (the lookup counted, if asked).
+    Found(u32, A),
+    /// Every slot is taken.
+    Full,
+    /// The layer was removed meanwhile.
+    Gone,
+}
+
+/// The slot for a kernel lookup (or, with `remember` false, a listing) of layer `layer`,
+/// found by name in the engine a moment ago, and its root's attributes from `root`. The
+/// engine lock is not held across the steps, so the layer may be removed in between, and its
+/// removal may run `layer_removed` (and release the slot) before or after this gives it one.
+/// So: a `root` failing with an error `gone` calls the layer's absence gives the slot up again
+/// as `layer_removed` would have; and the lookup is counted only if the slot still belongs to
+/// the layer, in the same critical section that checks it, so a released slot never carries a
+/// count the kernel holds (it would be reused, under the same generation, for another layer).
+pub fn slot_for_lookup<A, E>(
+    slots: &Mutex<Slots>,
+    layer: LayerId,
+    name: &str,
+    root: impl FnOnce() -> Result<A, E>,
+    gone: impl FnOnce(&E) -> bool,
+    remember: bool,
+) -> Result<SlotLookup<A>, E> {
+    let lock = || slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(slot) = lock().slot_of(layer, name) else {
+        return Ok(SlotLookup::Full);
+    };
+    let attr = match root() {
+        Ok(attr) => attr,
+        Err(e) if gone(&e) => {
+            lock().layer_removed(layer);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut slots = lock();
+    if slots.by_layer.get(&layer) != Some(&slot) {
+        return Ok(SlotLookup::Gone);
+    }
+    if remember {
+        slots.remember(slot);
+    }
+    Ok(SlotLookup::Found(slot, attr))
+}
+
+/// loom model of node-id reuse (`RUSTFLAGS="--cfg lcfs_loom" cargo test -p lcfs-fuse
+/// --release --lib loom`): a kernel lookup of layer `a`'s directory races the removal of
+/// `a` and a lookup of layer `b`. In every interleaving, while the kernel still holds the node
+/// ids it got, `a`'s never names `b`'s layer (nor a live `a`), and `b`'s names `b`; once the
+/// kernel has forgotten `a`'s, `a` holds no slot.
+///
+/// Found by this model (fixed above): the lookup counted itself on a slot the removal had
+/// already released; the slot went to `b` under the same generation, so the kernel's node of
+/// `a`'s directory showed `b`'s files.
+#[cfg(all(test, lcfs_loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::Arc;
+    use std::collections::HashSet;
+
+    /// The engine's layer table, as far as this protocol sees it.
+    type Engine = Mutex<HashSet<LayerId>>;
+
+    fn exists(engine: &Engine, layer: LayerId) -> Result<(), ()> {
+        let layers = engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if layers.contains(&layer) {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// The kernel looks `layer` up: the engine finds it by name, then the slot; its node id.
+    fn kernel_lookup(engine: &Engine, slots: &Mutex<Slots>, layer: LayerId) -> Option<u64> {
+        exists(engine, layer).ok()?;
+        let found = slot_for_lookup(slots, layer, "x", || exists(engine, layer), |()| true, true);
+        let SlotLookup::Found(slot, ()) = found.ok()? else { return None };
+        let s = slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.node_id(slot, Ino(1))
+    }
+
+    #[test]
+    fn loom_a_lookup_racing_a_removal_never_hands_out_a_node_of_another_layer() {
+        // Three threads of a dozen lock operations each: every interleaving with up to three
+        // preemptions (loom's advice for bounded runs; the bug below needs one).
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let (a, b) = (LayerId(1), LayerId(2));
+            let engine: Arc<Engine> = Arc::new(Mutex::new(HashSet::from([a, b])));
+            let slots: Arc<Mutex<Slots>> = Arc::new(Mutex::new(Slots::default()));
+            let lookup_a = {
+                let (engine, slots) = (Arc::clone(&engine), Arc::clone(&slots));
+                loom::thread::spawn(move || kernel_lookup(&engine, &slots, a))
+            };
+            let remove_a = {
+                let (engine, slots) = (Arc::clone(&engine), Arc::clone(&slots));
+                loom::thread::spawn(move || {
+                    engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&a);
+                    let mut s = slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    s.layer_removed(a);
+                })
+            };
+            let lookup_b = {
+                let (engine, slots) = (Arc::clone(&engine), Arc::clone(&slots));
+                loom::thread::spawn(move || kernel_lookup(&engine, &slots, b))
+            };
+            let node_a = lookup_a.join().unwrap_or(None);
+            remove_a.join().unwrap_or(());
+            let node_b = lookup_b.join().unwrap_or(None);
+            let mut s = slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let id_b = node_b.unwrap_or(0);
+            assert!(
+                matches!(s.resolve(id_b), Ok(Node::Inode { layer, .. }) if layer == b),
+                "b's node does not name b"
+            );
+            if let Some(id) = node_a {
+                assert!(s.resolve(id).is_err(), "the removed layer's node still names a layer");
+                s.forget(id, 1);
+            }
+            assert_eq!(s.by_layer.keys().copied().collect::<Vec<_>>(), [b], "slots after a went");
+        });
     }
 }
 

@@ -8,6 +8,11 @@
 //! chain of clones; and an image left without a clean unmount. Each is written with the flag
 //! combinations the target knows. The records corpus holds every metadata block of those
 //! images, and every key and value of their trees, each under its decoder's selector.
+//!
+//! It also writes `corpus/graphdriver/seed-*` (dockerd's call sequences as raw HTTP/1.1, see
+//! `graphdriver_seeds`) and `corpus/snapshotter/seed-*` (the inputs of a random search with the
+//! most successful snapshot operations, see `snapshotter_seeds`).
+//! `cargo run --release --example make_corpus -- graphdriver snapshotter` writes only those.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -26,6 +31,17 @@ type Build = fn(&Fs) -> lcfs::Result<()>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    if wanted("graphdriver") {
+        graphdriver_seeds(&root.join("graphdriver"))?;
+    }
+    if wanted("snapshotter") {
+        snapshotter_seeds(&root.join("snapshotter"))?;
+    }
+    if !(wanted("image") || wanted("records")) {
+        return Ok(());
+    }
     let builds: [(&str, Build, bool); 7] = [
         ("empty", |_| Ok(()), true),
         ("types", types, true),
@@ -181,4 +197,135 @@ fn collect_records(dev: &MemDevice, out: &mut BTreeSet<Vec<u8>>) {
             }
         }
     }
+}
+
+/// One request as dockerd sends it: `POST path`, a JSON body with its length.
+fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: plugin\r\nUser-Agent: Go-http-client/1.1\r\n\
+         Content-Length: {}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\
+         Content-Type: application/json\r\nAccept-Encoding: gzip\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// ApplyDiff with a chunked tar body (two chunks), as dockerd streams a layer.
+fn apply_diff(id: &str, parent: &str, tar: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "POST /GraphDriver.ApplyDiff?id={id}&parent={parent} HTTP/1.1\r\nHost: plugin\r\n\
+         Transfer-Encoding: chunked\r\nContent-Type: application/x-tar\r\n\r\n"
+    )
+    .into_bytes();
+    let (a, b) = tar.split_at(tar.len() / 2);
+    for chunk in [a, b] {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// The graph driver's seeds: dockerd's start, `docker create` and `rm`, `docker commit`, a
+/// pull (Create + ApplyDiff), Diff/Changes/DiffSize, and the odd requests (an empty-body
+/// retry, `Expect: 100-continue`, a GET, an unknown call).
+fn graphdriver_seeds(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let tar = lcfs_fuzz::tar::entries_stream(b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10");
+    let id = |name: &str| format!("{{\"ID\":\"{name}\"}}");
+    let start = [
+        post("/Plugin.Activate", ""),
+        post("/GraphDriver.Init", "{\"Home\":\"/var/lib/docker/lcfs\",\"Opts\":null,\"UIDMaps\":null,\"GIDMaps\":null}"),
+        post("/GraphDriver.Capabilities", ""),
+        post("/GraphDriver.Status", ""),
+    ]
+    .concat();
+    let create = [
+        post("/GraphDriver.CreateReadWrite", "{\"ID\":\"c1-init\",\"Parent\":\"img\",\"MountLabel\":\"\",\"StorageOpt\":null}"),
+        post("/GraphDriver.Get", &format!("{{\"ID\":\"c1-init\",\"MountLabel\":\"\"}}")),
+        post("/GraphDriver.Put", &id("c1-init")),
+        post("/GraphDriver.CreateReadWrite", "{\"ID\":\"c1\",\"Parent\":\"c1-init\"}"),
+        post("/GraphDriver.Get", &id("c1")),
+        post("/GraphDriver.Exists", &id("c1")),
+        post("/GraphDriver.GetMetadata", &id("c1")),
+        post("/GraphDriver.Put", &id("c1")),
+    ]
+    .concat();
+    let remove = [
+        post("/GraphDriver.Remove", &id("c1")),
+        post("/GraphDriver.Remove", &id("c1-init")),
+        post("/GraphDriver.Exists", &id("c1")),
+    ]
+    .concat();
+    let pull = [
+        post("/GraphDriver.Create", "{\"ID\":\"l1\"}"),
+        apply_diff("l1", "", &tar),
+        post("/GraphDriver.Create", "{\"ID\":\"l2\",\"Parent\":\"l1\"}"),
+        apply_diff("l2", "l1", &tar),
+        post("/GraphDriver.DiffSize", "{\"ID\":\"l2\",\"Parent\":\"l1\"}"),
+    ]
+    .concat();
+    let commit = [
+        post("/GraphDriver.Get", &id("ctr")),
+        post("/GraphDriver.Changes", "{\"ID\":\"ctr\",\"Parent\":\"img\"}"),
+        post("/GraphDriver.Diff", "{\"ID\":\"ctr\",\"Parent\":\"img\"}"),
+        post("/GraphDriver.Create", "{\"ID\":\"new\",\"Parent\":\"img\"}"),
+        apply_diff("new", "img", &tar),
+        post("/GraphDriver.Put", &id("ctr")),
+        post("/GraphDriver.Cleanup", ""),
+    ]
+    .concat();
+    let odd = [
+        post("/GraphDriver.Create", ""),
+        b"POST /GraphDriver.Exists HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n{\"ID\":\"x\"}\n".to_vec(),
+        b"GET /GraphDriver.Status HTTP/1.1\r\n\r\n".to_vec(),
+        post("/GraphDriver.Frobnicate", "{}"),
+        b"POST /GraphDriver.Get HTTP/1.0\r\nContent-Length: 10\r\n\r\n{\"ID\":\"ct".to_vec(),
+    ]
+    .concat();
+    let seeds: [(&str, Vec<u8>); 6] = [
+        ("start", start.clone()),
+        ("create", [start.clone(), create.clone()].concat()),
+        ("create-rm", [create, remove].concat()),
+        ("pull", pull),
+        ("commit", commit),
+        ("odd", odd),
+    ];
+    for (name, bytes) in &seeds {
+        let statuses = lcfs_fuzz::graphdriver::run(bytes);
+        println!("graphdriver seed-{name}: {statuses:?}");
+        std::fs::write(dir.join(format!("seed-{name}")), bytes)?;
+    }
+    Ok(())
+}
+
+/// The snapshotter's seeds: random inputs (a fixed xorshift sequence) chosen for how many of
+/// their operations succeed, so that the fuzzer starts from some Prepare/Commit chains rather
+/// than from NotFound only: of 4,000 candidates, the 8 with the most successful operations.
+fn snapshotter_seeds(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut best: Vec<(usize, Vec<u8>)> = Vec::new();
+    for _ in 0..4000 {
+        let len = 32 + (next() % 224) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let mut u = arbitrary::Unstructured::new(&bytes);
+        let ops: Vec<lcfs_fuzz::snapshotter::Op> = u.arbitrary().unwrap_or_default();
+        let succeeded = lcfs_fuzz::snapshotter::run(&ops);
+        best.push((succeeded, bytes));
+        best.sort_by(|a, b| b.0.cmp(&a.0));
+        best.truncate(8);
+    }
+    for (i, (succeeded, bytes)) in best.iter().enumerate() {
+        println!("snapshotter seed-{i}: {succeeded} operations succeeded");
+        std::fs::write(dir.join(format!("seed-{i}")), bytes)?;
+    }
+    Ok(())
 }

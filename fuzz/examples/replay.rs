@@ -1,5 +1,5 @@
 //! Runs inputs through a target's check outside libFuzzer, with ordinary panics and
-//! backtraces: `cargo run --release --example replay -- <ops|image|records|tar> <file or dir>...`.
+//! backtraces: `cargo run --release --example replay -- <ops|image|records|tar|graphdriver|snapshotter> <file or dir>...`.
 //! For `ops` it also counts the crashes the inputs recovered from, so a corpus can be checked
 //! for how much of it exercises recovery; for `tar`, how many inputs applied whole and the
 //! errors the others met.
@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let target = args
         .next()
-        .ok_or("usage: replay <ops|image|records|tar> <file or dir>...")?;
+        .ok_or("usage: replay <ops|image|records|tar|graphdriver|snapshotter> <file or dir>...")?;
     let mut files: Vec<PathBuf> = Vec::new();
     for arg in args {
         let path = Path::new(&arg);
@@ -35,6 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "image" => lcfs_fuzz::image::check(&data),
             "records" => lcfs_fuzz::records::check(&data),
+            "graphdriver" => lcfs_fuzz::graphdriver::check(&data),
+            "snapshotter" => lcfs_fuzz::snapshotter::check(&data),
             "tar" => {
                 let outcome = lcfs_fuzz::tar::run(&data).map_or_else(|e| e, |_| "applied".into());
                 *tar_outcomes.entry(outcome).or_default() += 1;

@@ -7,14 +7,20 @@
 //! - `image`: fsck and mount of a mutated image: an error or a consistent filesystem;
 //! - `records`: every on-disk decoder, with the round trip where decoding succeeds;
 //! - `tar`: layer tar streams into `apply_diff`; nothing outside the target layer changes;
+//! - `graphdriver`: bytes of a connection to Docker's graph-driver plugin API, through the
+//!   daemon's HTTP parser and calls: a reply to every request, fsck clean;
+//! - `snapshotter`: containerd snapshot operations and List filters through the daemon's
+//!   snapshotter: its documented error codes, List agrees with Stat and filter.rs, fsck clean;
 //!
 //! Invariant: a broken property panics (that is how libFuzzer learns of it); nothing else
 //! here panics on any input.
 
 pub mod crash;
+pub mod graphdriver;
 pub mod image;
 pub mod input;
 pub mod records;
+pub mod snapshotter;
 pub mod tar;
 
 /// Runs one `ops` input: a seed for the simulator (8 bytes), then the steps.

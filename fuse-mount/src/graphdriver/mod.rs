@@ -22,8 +22,8 @@
 //! - the engine is held weakly: each request upgrades it for its own duration;
 //! - the socket is root's only (mode 0600); a socket another process serves is never taken.
 
-mod driver;
-mod http;
+pub(crate) mod driver;
+pub(crate) mod http;
 
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

@@ -21,7 +21,7 @@ use lcfs::{Attr, FileType, Ino, LayerId, RenameFlags, SetAttr, Timespec};
 
 use super::shared::{errno, timespec};
 use super::LcfsFuse;
-use crate::nodes::Node;
+use crate::nodes::{slot_for_lookup, Node, SlotLookup};
 
 const S_ISGID: u16 = 0o2000;
 
@@ -68,13 +68,20 @@ impl LcfsFuse {
     fn lookup_layer(&self, name: &OsStr) -> Result<Entry, Errno> {
         let name = name.to_str().ok_or(Errno::ENOENT)?;
         let layer = self.fs().layer_id(name).map_err(|e| errno(&e))?;
-        let slot = self
-            .shared
-            .slots()
-            .slot_of(layer, name)
-            .ok_or(Errno::ENFILE)?;
-        let attr = self.fs().getattr(layer, Ino::ROOT).map_err(|e| errno(&e))?;
-        self.shared.entry(slot, &attr, true)
+        let found = slot_for_lookup(
+            &self.shared.slots,
+            layer,
+            name,
+            || self.fs().getattr(layer, Ino::ROOT),
+            |e| matches!(e, lcfs::Error::NotFound),
+            true,
+        );
+        match found.map_err(|e| errno(&e))? {
+            // Counted by `slot_for_lookup`, with the check that the slot is still the layer's.
+            SlotLookup::Found(slot, attr) => self.shared.entry(slot, &attr, false),
+            SlotLookup::Full => Err(Errno::ENFILE),
+            SlotLookup::Gone => Err(Errno::ENOENT),
+        }
     }
 
     pub(super) fn do_getattr(&self, id: INodeNo) -> Result<FileAttr, Errno> {

@@ -14,7 +14,7 @@ use lcfs::{DirEntry, Ino, LayerId, SetAttr, Timespec, XattrFlags};
 
 use super::shared::{errno, fuse_type, Handle};
 use super::LcfsFuse;
-use crate::nodes::{Node, LAYERS_NODE, ROOT_NODE};
+use crate::nodes::{slot_for_lookup, Node, SlotLookup, LAYERS_NODE, ROOT_NODE};
 
 /// Entries asked of the engine per batch while filling a listing.
 const LIST_BATCH: usize = 128;
@@ -221,15 +221,19 @@ impl LcfsFuse {
             .into_iter()
             .filter(|l| after.is_none_or(|a| l.name.as_bytes() > a))
         {
-            let slot = self
-                .shared
-                .slots()
-                .slot_of(info.id, &info.name)
-                .ok_or(Errno::ENFILE)?;
-            let attr = match self.fs().getattr(info.id, Ino::ROOT) {
-                Ok(attr) => attr,
+            let found = slot_for_lookup(
+                &self.shared.slots,
+                info.id,
+                &info.name,
+                || self.fs().getattr(info.id, Ino::ROOT),
+                |e| matches!(e, lcfs::Error::NotFound),
+                false,
+            );
+            let (slot, attr) = match found {
+                Ok(SlotLookup::Found(slot, attr)) => (slot, attr),
+                Ok(SlotLookup::Full) => return Err(Errno::ENFILE),
                 // Removed meanwhile.
-                Err(_) => continue,
+                Ok(SlotLookup::Gone) | Err(_) => continue,
             };
             let (file_attr, generation) = self.shared.entry(slot, &attr, false)?;
             out.push(Listed {

@@ -216,7 +216,12 @@ impl Filesystem for LcfsFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.do_open(ino, flags, false) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            // Keep the kernel's page cache of the file across opens: every change to a file's
+            // bytes goes through this mount's kernel inode (writes, truncates, copy_file_range,
+            // which the kernel invalidates), except a tar applied by the engine into a fresh
+            // layer, whose entries the runtime services drop first. Without it every open
+            // dropped the cache and warm reads went to the daemon (docs/caching.md).
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }

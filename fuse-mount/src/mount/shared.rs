@@ -41,7 +41,8 @@ pub struct Handle {
 /// State shared by every FUSE thread and the control server.
 pub struct Shared {
     pub fs: Arc<Fs>,
-    pub slots: Mutex<Slots>,
+    /// The slot table; its lock comes from `crate::sync` (the loom model of `nodes.rs`).
+    pub slots: crate::sync::Mutex<Slots>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_handle: AtomicU64,
     /// The mount time: times of the mount root.
@@ -67,7 +68,7 @@ impl Shared {
         let now = Timespec::now();
         Shared {
             fs,
-            slots: Mutex::new(Slots::default()),
+            slots: crate::sync::Mutex::new(Slots::default()),
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             mounted_at: now,
@@ -76,8 +77,10 @@ impl Shared {
         }
     }
 
-    pub fn slots(&self) -> MutexGuard<'_, Slots> {
-        lock(&self.slots)
+    pub fn slots(&self) -> crate::sync::MutexGuard<'_, Slots> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What node `id` names: ESTALE for an id of a reused slot, ENOENT for a removed layer.

@@ -14,11 +14,17 @@
 //!   so a check and the change it guards (a parent is committed, a key is free) see the same
 //!   state, whatever containerd sends at once;
 //! - a connection that sends garbage loses only itself: the accept loop survives every error.
+//!
+//! The same socket serves containerd's diff service (`differ.rs`, for a `proxy_plugins` entry
+//! of type `diff`): Apply extracts a layer blob of containerd's content store in the engine.
 
-mod filter;
+mod api;
+mod blob;
+mod differ;
+pub(crate) mod filter;
 mod keys;
 mod meta;
-mod ops;
+pub(crate) mod ops;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -35,6 +41,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::mount::shared::Shared;
+use api::containerd::services::diff::v1::diff_server::DiffServer;
+use differ::Differ;
 use ops::{Failure, Ops};
 
 /// Threads that poll sockets; engine calls run on blocking threads.
@@ -46,7 +54,14 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Starts serving on `socket` in the background (threads of its own) and returns once it
 /// listens. Holds the engine only weakly: the daemon's last checkpoint must not wait for it.
-pub fn start(shared: Weak<Shared>, mountpoint: &Path, socket: &Path) -> Result<()> {
+/// `containerd_root` is containerd's root, whose content store the differ reads (without it
+/// the differ declines every Apply).
+pub fn start(
+    shared: Weak<Shared>,
+    mountpoint: &Path,
+    socket: &Path,
+    containerd_root: Option<&Path>,
+) -> Result<()> {
     let std_listener = bind(socket)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
@@ -59,22 +74,35 @@ pub fn start(shared: Weak<Shared>, mountpoint: &Path, socket: &Path) -> Result<(
         let _entered = runtime.enter();
         UnixListener::from_std(std_listener).context("cannot poll the snapshotter socket")?
     };
+    let inner = Arc::new(Inner {
+        shared,
+        layers_dir: mountpoint.join("layers"),
+        serial: Mutex::new(()),
+    });
     let service = Service {
-        inner: Arc::new(Inner {
-            shared,
-            layers_dir: mountpoint.join("layers"),
-            serial: Mutex::new(()),
-        }),
+        inner: Arc::clone(&inner),
+    };
+    let differ = Differ {
+        inner,
+        containerd_root: containerd_root.map(Path::to_path_buf),
     };
     let socket_name = socket.display().to_string();
     std::thread::Builder::new()
         .name("lcfs-snapshotter".to_string())
-        .spawn(move || runtime.block_on(serve(listener, service, socket_name)))
+        .spawn(move || runtime.block_on(serve(listener, service, differ, socket_name)))
         .context("cannot start the snapshotter's thread")?;
-    eprintln!(
-        "lcfs: serving containerd's snapshotter on {}",
-        socket.display()
-    );
+    match containerd_root {
+        Some(root) => eprintln!(
+            "lcfs: serving containerd's snapshotter and differ on {} (content store of {})",
+            socket.display(),
+            root.display()
+        ),
+        None => eprintln!(
+            "lcfs: serving containerd's snapshotter on {} (its differ declines: no \
+             --containerd-root)",
+            socket.display()
+        ),
+    }
     Ok(())
 }
 
@@ -109,8 +137,8 @@ fn bind(socket: &Path) -> Result<std::os::unix::net::UnixListener> {
 }
 
 /// Accepts connections for ever (an accept error is reported and retried) and serves gRPC
-/// on each.
-async fn serve(listener: UnixListener, service: Service, socket: String) {
+/// on each: the snapshotter and the differ.
+async fn serve(listener: UnixListener, service: Service, differ: Differ, socket: String) {
     let (connections, incoming) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
@@ -133,6 +161,7 @@ async fn serve(listener: UnixListener, service: Service, socket: String) {
     });
     let served = Server::builder()
         .add_service(containerd_snapshots::server(Arc::new(service)))
+        .add_service(DiffServer::new(differ))
         .serve_with_incoming(ReceiverStream::new(incoming))
         .await;
     if let Err(e) = served {
@@ -287,7 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("s.sock");
         let shared = engine();
-        start(Arc::downgrade(&shared), dir.path(), &socket).expect("start");
+        start(Arc::downgrade(&shared), dir.path(), &socket, None).expect("start");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -54,6 +54,7 @@ failures! {
     resource_exhausted => ResourceExhausted,
     unavailable => Unavailable,
     internal => Internal,
+    not_implemented => Unimplemented,
 }
 
 impl From<Failure> for Status {

@@ -1,0 +1,21 @@
+//! The library of the `lcfs` binary (src/main.rs is a thin `fn main` over `cli::run`): the
+//! FUSE mount of an lcfs image, its daemon, its runtime protocols (containerd's snapshotter,
+//! Docker's graph driver) and its command line (docs/cli.md).
+//!
+//! Nothing here is a stable API: the modules are public only for the binary (`cli`) and for
+//! the fuzz targets (`fuzzing`, fuzz/).
+
+#[doc(hidden)]
+pub mod cli;
+mod control;
+mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
+mod graphdriver;
+mod mount;
+mod mounts;
+mod nodes;
+mod server;
+mod snapshotter;
+mod sync;
+mod sys;

@@ -1,0 +1,397 @@
+//! containerd's diff service (`containerd.services.diff.v1.Diff`), served on the snapshotter's
+//! socket for a `proxy_plugins` entry of type `diff`. Listed first in containerd's diff
+//! service (`default = ["lcfs-diff", "walking"]`, the proxy plugin of type `diff` having
+//! a name of its own), it extracts a pulled layer inside the engine
+//! (`lcfs::tar::apply_diff`, streaming) instead of containerd writing it file by file through
+//! FUSE; containerd asks the next differ of its list whenever this one answers NotImplemented
+//! (its diff service stops at the first answer that is not NotImplemented).
+//!
+//! Apply reads the blob from containerd's content store on disk (a proxy differ is given only
+//! the descriptor), `--containerd-root DIR` naming containerd's root (`blob.rs`).
+//!
+//! Diff always answers NotImplemented, so containerd's walking differ computes it through the
+//! bind mounts. Its result must go into containerd's content store, which a proxy can only
+//! write through containerd's Content service (Write, over containerd's own socket), and the
+//! daemon is not given containerd's address. (The namespace would not be the obstacle:
+//! containerd forwards its caller's `containerd-namespace` header to proxy plugins, which the
+//! Apply log line shows.)
+//!
+//! containerd 2's transfer service (`ctr image pull` / `import` without `--local`) does not go
+//! through the diff service's list: its `unpack_config` names one differ, so with `differ =
+//! "lcfs-diff"` a layer this differ declines fails instead of falling back.
+//!
+//! Invariants:
+//! - whatever this differ cannot do exactly as containerd's walking differ does is declined
+//!   with NotImplemented before anything changes: no `--containerd-root`, mounts that are not
+//!   one writable bind mount of `MOUNTPOINT/layers/NAME` of a layer of this daemon, stream
+//!   processor payloads (e.g. decryption), a media type `blob.rs` does not list, a digest
+//!   algorithm other than sha256;
+//! - the blob is verified while it streams: its length before anything is applied, its digest
+//!   at its end. A mismatch, like any failure part-way, fails the Apply with the entries before
+//!   it applied: containerd removes the extraction snapshot after a failed Apply;
+//! - the reply is the walking differ's: the sha256 and size of the whole uncompressed stream
+//!   (bytes after the tar's end-of-archive marker included, as containerd reads them too),
+//!   media type `application/vnd.oci.image.layer.v1.tar`;
+//! - engine calls run on blocking threads, and an Apply does not take the snapshotter's
+//!   request lock (a large layer takes a while): the engine itself refuses an apply to a
+//!   committed or removed layer.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use containerd_snapshots::api::types::Mount;
+use fuser::INodeNo;
+use lcfs::tar::{TarError, TarErrorKind};
+use lcfs::{Error, LayerId};
+use tonic::{Request, Response, Status};
+
+use super::api::containerd::services::diff::v1::diff_server::Diff;
+use super::api::containerd::services::diff::v1::{
+    ApplyRequest, ApplyResponse, DiffRequest, DiffResponse,
+};
+use super::api::containerd::types::Descriptor;
+use super::blob::{self, BadDigest, Compression, Tallied, Tally};
+use super::ops::Failure;
+use super::Inner;
+use crate::mount::shared::Shared;
+use crate::nodes::LAYERS_NODE;
+
+/// The diff service of one daemon.
+pub struct Differ {
+    pub(super) inner: Arc<Inner>,
+    /// containerd's root (`--containerd-root`): its content store is under it.
+    pub(super) containerd_root: Option<PathBuf>,
+}
+
+/// What an Apply is asked, once it is known to be this differ's.
+struct Job {
+    layer: String,
+    compression: Compression,
+    /// The blob's file in the content store.
+    blob: PathBuf,
+    digest: String,
+    size_bytes: u64,
+    sync: bool,
+}
+
+#[tonic::async_trait]
+impl Diff for Differ {
+    async fn apply(
+        &self,
+        request: Request<ApplyRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        // containerd forwards its caller's namespace (its gRPC server copies the header into
+        // every call it makes): the log names it.
+        let namespace = request
+            .metadata()
+            .get("containerd-namespace")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let request = request.into_inner();
+        let digest = request.diff.as_ref().map(|d| d.digest.clone());
+        let job = self
+            .job(&self.inner.layers_dir, request)
+            .inspect_err(|failure| {
+                if failure.code == tonic::Code::Unimplemented {
+                    eprintln!(
+                        "lcfs differ: Apply of {} declined: {}",
+                        digest.as_deref().unwrap_or("(no descriptor)"),
+                        failure.message
+                    );
+                }
+            })?;
+        let inner = Arc::clone(&self.inner);
+        let applied = tokio::task::spawn_blocking(move || {
+            let shared = inner.shared.upgrade().ok_or_else(|| {
+                Failure::unavailable("the lcfs mount is shutting down: its engine is gone")
+            })?;
+            apply(&shared, &job, &namespace).inspect_err(|f| {
+                eprintln!("lcfs differ: Apply of {}: {}", job.digest, f.message);
+            })
+        })
+        .await
+        .map_err(|e| Failure::internal(format!("the differ's worker failed: {e}")))??;
+        Ok(Response::new(ApplyResponse {
+            applied: Some(applied),
+        }))
+    }
+
+    async fn diff(&self, _: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        Err(Status::unimplemented(
+            "lcfs computes no diffs for containerd: its content store is out of reach (use the \
+             walking differ)",
+        ))
+    }
+}
+
+impl Differ {
+    /// What `request` asks, or why this differ declines it (NotImplemented) or refuses it.
+    fn job(&self, layers_dir: &Path, request: ApplyRequest) -> Result<Job, Failure> {
+        let Some(root) = &self.containerd_root else {
+            return Err(Failure::not_implemented(
+                "no content store: the daemon was started without --containerd-root",
+            ));
+        };
+        let layer = layer_of(layers_dir, &request.mounts).map_err(Failure::not_implemented)?;
+        if !request.payloads.is_empty() {
+            let mut names: Vec<&String> = request.payloads.keys().collect();
+            names.sort();
+            return Err(Failure::not_implemented(format!(
+                "stream processor payloads ({names:?}) are containerd's to apply"
+            )));
+        }
+        let desc = request
+            .diff
+            .ok_or_else(|| Failure::invalid_argument("Apply without a descriptor"))?;
+        let compression = Compression::of(&desc.media_type).ok_or_else(|| {
+            Failure::not_implemented(format!(
+                "media type {:?} is not applied here",
+                desc.media_type
+            ))
+        })?;
+        let hex = blob::sha256_hex(&desc.digest).map_err(|bad| match bad {
+            BadDigest::Algorithm(a) => {
+                Failure::not_implemented(format!("digests of algorithm {a} are not read here"))
+            }
+            BadDigest::Malformed => {
+                Failure::invalid_argument(format!("malformed digest {:?}", desc.digest))
+            }
+        })?;
+        let size_bytes = u64::try_from(desc.size).map_err(|_| {
+            Failure::invalid_argument(format!("negative size {} of {}", desc.size, desc.digest))
+        })?;
+        Ok(Job {
+            layer,
+            compression,
+            blob: blob::path(root, hex),
+            digest: desc.digest.clone(),
+            size_bytes,
+            sync: request.sync_fs,
+        })
+    }
+}
+
+/// The layer name of `mounts` when they are one writable bind mount of `layers_dir/NAME`, as
+/// the snapshotter hands them out; else why not.
+fn layer_of(layers_dir: &Path, mounts: &[Mount]) -> Result<String, String> {
+    let [mount] = mounts else {
+        return Err(format!("{} mounts, not one bind mount", mounts.len()));
+    };
+    if mount.r#type != "bind" {
+        return Err(format!(
+            "a mount of type {:?}, not a bind mount",
+            mount.r#type
+        ));
+    }
+    if mount.options.iter().any(|o| o == "ro") {
+        return Err(format!("{} is mounted read-only", mount.source));
+    }
+    let rest = Path::new(&mount.source)
+        .strip_prefix(layers_dir)
+        .map_err(|_| format!("{} is not under {}", mount.source, layers_dir.display()))?;
+    let mut components = rest.components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(name)), None) => name
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{} is not UTF-8", mount.source)),
+        _ => Err(format!(
+            "{} is not a layer directory of {}",
+            mount.source,
+            layers_dir.display()
+        )),
+    }
+}
+
+/// Applies the blob of `job` to its layer: a descriptor of the uncompressed stream applied.
+fn apply(shared: &Shared, job: &Job, namespace: &str) -> Result<Descriptor, Failure> {
+    let started = Instant::now();
+    let layer = match shared.fs.layer_id(&job.layer) {
+        Ok(id) => id,
+        Err(Error::NotFound) => {
+            return Err(Failure::not_implemented(format!(
+                "no layer {:?} in this lcfs mount",
+                job.layer
+            )))
+        }
+        Err(e) => {
+            return Err(Failure::internal(format!(
+                "reading layer {:?}: {e}",
+                job.layer
+            )))
+        }
+    };
+    let file = open_blob(job)?;
+    let mut raw = Tally::default();
+    let mut tar = Tally::default();
+    let applied = stream(shared, layer, job.compression, file, &mut raw, &mut tar);
+    forget_cached(shared, &job.layer);
+    let data_bytes = applied.map_err(|e| apply_failure(job, &e))?;
+    if raw.bytes != job.size_bytes || raw.digest() != job.digest {
+        return Err(Failure::failed_precondition(format!(
+            "blob {} of the content store is {} bytes of digest {}, not what its descriptor \
+             says ({} bytes); layer {:?} holds what it applied: remove it",
+            job.blob.display(),
+            raw.bytes,
+            raw.digest(),
+            job.size_bytes,
+            job.layer
+        )));
+    }
+    if job.sync {
+        shared.fs.checkpoint().map_err(|e| {
+            Failure::internal(format!("making layer {:?} durable failed: {e}", job.layer))
+        })?;
+    }
+    eprintln!(
+        "lcfs differ: applied {} to layer {:?} in the engine: {} bytes of tar ({data_bytes} of \
+         file data) in {} ms (namespace {namespace:?})",
+        job.digest,
+        job.layer,
+        tar.bytes,
+        started.elapsed().as_millis()
+    );
+    Ok(Descriptor {
+        media_type: blob::LAYER_TAR.to_string(),
+        digest: tar.digest(),
+        size: i64::try_from(tar.bytes).unwrap_or(i64::MAX),
+        annotations: Default::default(),
+    })
+}
+
+/// The blob's file, checked against the descriptor's size before anything is applied.
+fn open_blob(job: &Job) -> Result<File, Failure> {
+    let file = File::open(&job.blob).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Failure::not_found(format!(
+            "content {} is not in containerd's content store ({} is missing)",
+            job.digest,
+            job.blob.display()
+        )),
+        _ => Failure::internal(format!("cannot open {}: {e}", job.blob.display())),
+    })?;
+    let length = file
+        .metadata()
+        .map_err(|e| Failure::internal(format!("cannot read {}: {e}", job.blob.display())))?
+        .len();
+    if length != job.size_bytes {
+        return Err(Failure::failed_precondition(format!(
+            "blob {} is {length} bytes, its descriptor says {}: refused",
+            job.blob.display(),
+            job.size_bytes
+        )));
+    }
+    Ok(file)
+}
+
+/// Streams `file`, decompressed, into the engine, then reads what follows the tar, as
+/// containerd does; `raw` and `tar` tally the blob and the uncompressed stream.
+fn stream(
+    shared: &Shared,
+    layer: LayerId,
+    compression: Compression,
+    file: File,
+    raw: &mut Tally,
+    tar: &mut Tally,
+) -> Result<u64, TarError> {
+    let blob = Tallied {
+        inner: BufReader::with_capacity(1 << 20, file),
+        tally: raw,
+    };
+    let mut decompressed = Tallied {
+        inner: compression.reader(blob),
+        tally: tar,
+    };
+    let data_bytes = lcfs::tar::apply_diff(&shared.fs, layer, &mut decompressed)?;
+    std::io::copy(&mut decompressed, &mut std::io::sink()).map_err(|e| TarError {
+        index: 0,
+        offset: 0,
+        name: String::new(),
+        kind: TarErrorKind::Io(e),
+    })?;
+    Ok(data_bytes)
+}
+
+/// The failure of an apply of `job`, with the code containerd expects.
+fn apply_failure(job: &Job, e: &TarError) -> Failure {
+    let message = format!(
+        "applying {} to layer {:?} failed: {e}; the entries before it were applied (containerd \
+         removes the snapshot)",
+        job.digest, job.layer
+    );
+    match &e.kind {
+        TarErrorKind::Engine(Error::NoSpace) => Failure::resource_exhausted(message),
+        TarErrorKind::Engine(Error::ReadOnly) => Failure::failed_precondition(message),
+        TarErrorKind::Engine(Error::NotFound | Error::Stale) if e.index == 0 => {
+            Failure::not_found(message)
+        }
+        TarErrorKind::Engine(_) => Failure::internal(message),
+        TarErrorKind::Io(io)
+            if matches!(
+                io.kind(),
+                ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Failure::invalid_argument(message)
+        }
+        TarErrorKind::Io(_) => Failure::internal(message),
+        _ => Failure::invalid_argument(message),
+    }
+}
+
+/// The kernel forgets its entry for layer `name` and what it cached below, so the content the
+/// engine wrote shows through the mount at once.
+fn forget_cached(shared: &Shared, name: &str) {
+    if let Some(notifier) = shared.notifier.get() {
+        // ENOENT when the kernel never looked the layer up: nothing to forget.
+        let _ = notifier.inval_entry(INodeNo(LAYERS_NODE), std::ffi::OsStr::new(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(source: &str, options: &[&str]) -> Mount {
+        Mount {
+            r#type: "bind".into(),
+            source: source.into(),
+            target: String::new(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_one_writable_bind_mount_of_a_layer_directory_is_ours() {
+        let dir = Path::new("/mnt/lcfs/layers");
+        let ours = |m: Vec<Mount>| layer_of(dir, &m);
+        assert_eq!(
+            ours(vec![bind("/mnt/lcfs/layers/a%2Fb", &["rbind", "rw"])]),
+            Ok("a%2Fb".to_string())
+        );
+        assert_eq!(
+            ours(vec![bind("/mnt/lcfs/layers/x/", &["rbind"])]),
+            Ok("x".to_string())
+        );
+        for declined in [
+            vec![],
+            vec![bind("/mnt/lcfs/layers/a", &["rbind", "ro"])],
+            vec![bind("/mnt/lcfs/layers", &["rbind", "rw"])],
+            vec![bind("/mnt/lcfs/layers/a/b", &["rbind", "rw"])],
+            vec![bind("/mnt/lcfs/layers/../x", &["rbind", "rw"])],
+            vec![bind("/mnt/lcfs/layers/a/..", &["rbind", "rw"])],
+            vec![bind("/mnt/other/layers/a", &["rbind", "rw"])],
+            vec![bind("mnt/lcfs/layers/a", &["rbind", "rw"])],
+            vec![bind("/mnt/lcfs/layers/a", &["rbind", "rw"]); 2],
+            vec![Mount {
+                r#type: "overlay".into(),
+                ..bind("/mnt/lcfs/layers/a", &["rw"])
+            }],
+        ] {
+            assert!(ours(declined.clone()).is_err(), "{declined:?}");
+        }
+    }
+}

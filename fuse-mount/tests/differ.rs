@@ -1,0 +1,663 @@
+//! containerd's diff service as containerd's proxy differ calls it: a gRPC client of the same
+//! protos talks to `lcfs mount --snapshotter SOCK --containerd-root DIR`, the built binary, on
+//! the snapshotter's socket. DIR holds a fake content store: blobs written under their sha256,
+//! as containerd's local store lays them out.
+//!
+//! Apply of plain, gzip and zstd tars (several gzip members and zstd frames, trailing bytes
+//! after the tar, whiteouts and an opaque directory on a child snapshot) puts the files in
+//! `MNT/layers/NAME` and replies as containerd's walking differ does; a blob that does not
+//! match its descriptor is refused; a missing blob is NotFound; a hostile tar fails and
+//! changes nothing outside its layer. What is not this differ's (other mounts, no
+//! `--containerd-root`, unknown media types, payloads, other digest algorithms, Diff) is
+//! declined with NotImplemented, so that containerd asks its next differ.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
+use containerd_snapshots::api::snapshots::v1::{CommitSnapshotRequest, PrepareSnapshotRequest};
+use containerd_snapshots::api::types::Mount;
+use containerd_snapshots::tonic::transport::{Channel, Endpoint, Uri};
+use containerd_snapshots::tonic::Code;
+use sha2::{Digest, Sha256};
+
+/// The diff service's generated client, from the protos the daemon is built with.
+mod api {
+    #![allow(clippy::all)]
+    pub mod containerd {
+        pub mod types {
+            tonic::include_proto!("containerd.types");
+        }
+        pub mod services {
+            pub mod diff {
+                pub mod v1 {
+                    tonic::include_proto!("containerd.services.diff.v1");
+                }
+            }
+        }
+    }
+}
+
+use api::containerd::services::diff::v1::diff_client::DiffClient;
+use api::containerd::services::diff::v1::{ApplyRequest, DiffRequest};
+use api::containerd::types::Descriptor;
+
+const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// An image mounted with the snapshotter (and differ) on `socket`; unmounted on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    mountpoint: PathBuf,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    /// With `--containerd-root DIR/containerd` if `content_store`.
+    fn new(content_store: bool) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("lcfs.img");
+        let mountpoint = dir.path().join("mnt");
+        let socket = dir.path().join("run/snapshotter.sock");
+        std::fs::create_dir(&mountpoint).unwrap();
+        std::fs::create_dir_all(dir.path().join(BLOBS)).unwrap();
+        common::run(&["mkfs", "--size", "1G", image.to_str().unwrap()]);
+        let root = dir.path().join("containerd");
+        let mut args = vec![
+            "mount",
+            image.to_str().unwrap(),
+            mountpoint.to_str().unwrap(),
+            "--snapshotter",
+            socket.to_str().unwrap(),
+        ];
+        if content_store {
+            args.extend(["--containerd-root", root.to_str().unwrap()]);
+        }
+        common::run(&args);
+        Daemon {
+            dir,
+            mountpoint,
+            socket,
+        }
+    }
+
+    fn layer_dir(&self, key: &str) -> PathBuf {
+        self.mountpoint
+            .join("layers")
+            .join(key.replace('%', "%25").replace('/', "%2F"))
+    }
+
+    /// Stores `blob` in the fake content store; its descriptor of `media_type`.
+    fn store(&self, blob: &[u8], media_type: &str) -> Descriptor {
+        let digest = sha256(blob);
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::write(self.dir.path().join(BLOBS).join(hex), blob).unwrap();
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size: blob.len() as i64,
+            annotations: HashMap::new(),
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let socket = self.socket.clone();
+            let connected = Endpoint::try_from("http://[::]:0")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    tokio::net::UnixStream::connect(socket.clone())
+                }))
+                .await;
+            match connected {
+                Ok(channel) => return channel,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("cannot connect to {}: {e}", self.socket.display())
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn clients(&self) -> Clients {
+        let channel = self.channel().await;
+        Clients {
+            snapshots: SnapshotsClient::new(channel.clone()),
+            diff: DiffClient::new(channel),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let path = self.mountpoint.to_str().unwrap_or_default().to_string();
+        if !common::run_raw(&["umount", &path]).status.success() {
+            let _ = common::run_raw(&["umount", "--lazy", &path]);
+        }
+    }
+}
+
+/// containerd's blobs under the daemon's temporary directory.
+const BLOBS: &str = "containerd/io.containerd.content.v1.content/blobs/sha256";
+
+struct Clients {
+    snapshots: SnapshotsClient<Channel>,
+    diff: DiffClient<Channel>,
+}
+
+impl Clients {
+    async fn prepare(&mut self, key: &str, parent: &str) -> Vec<Mount> {
+        let req = PrepareSnapshotRequest {
+            snapshotter: "lcfs".into(),
+            key: key.into(),
+            parent: parent.into(),
+            labels: HashMap::new(),
+        };
+        self.snapshots
+            .prepare(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .mounts
+    }
+
+    async fn commit(&mut self, name: &str, key: &str) {
+        let req = CommitSnapshotRequest {
+            snapshotter: "lcfs".into(),
+            name: name.into(),
+            key: key.into(),
+            labels: HashMap::new(),
+        };
+        self.snapshots.commit(req).await.unwrap();
+    }
+
+    async fn apply(&mut self, desc: &Descriptor, mounts: &[Mount]) -> Result<Descriptor, Code> {
+        self.apply_request(ApplyRequest {
+            diff: Some(desc.clone()),
+            mounts: mounts.to_vec(),
+            payloads: HashMap::new(),
+            sync_fs: false,
+        })
+        .await
+    }
+
+    async fn apply_request(&mut self, req: ApplyRequest) -> Result<Descriptor, Code> {
+        match self.diff.apply(req).await {
+            Ok(reply) => Ok(reply.into_inner().applied.expect("an applied descriptor")),
+            Err(status) => {
+                eprintln!("Apply: {status}");
+                Err(status.code())
+            }
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let sum = Sha256::digest(bytes);
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A tar stream written entry by entry (POSIX ustar), for exact control of names.
+#[derive(Default)]
+struct Tar(Vec<u8>);
+
+impl Tar {
+    fn entry(&mut self, name: &str, kind: u8, mode: u32, link: &str, data: &[u8]) -> &mut Tar {
+        let mut h = [0u8; 512];
+        let put = |h: &mut [u8; 512], at: usize, field: &[u8]| {
+            h[at..at + field.len()].copy_from_slice(field);
+        };
+        put(&mut h, 0, name.as_bytes());
+        put(&mut h, 100, format!("{mode:07o}\0").as_bytes());
+        put(&mut h, 108, b"0000000\0");
+        put(&mut h, 116, b"0000000\0");
+        put(&mut h, 124, format!("{:011o}\0", data.len()).as_bytes());
+        put(&mut h, 136, b"14000000000\0");
+        put(&mut h, 148, b"        ");
+        h[156] = kind;
+        put(&mut h, 157, link.as_bytes());
+        put(&mut h, 257, b"ustar\0");
+        put(&mut h, 263, b"00");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+        self.0.extend_from_slice(&h);
+        self.0.extend_from_slice(data);
+        self.0.resize(self.0.len().div_ceil(512) * 512, 0);
+        self
+    }
+
+    fn dir(&mut self, name: &str) -> &mut Tar {
+        self.entry(name, b'5', 0o755, "", b"")
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Tar {
+        self.entry(name, b'0', 0o644, "", data)
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Tar {
+        self.entry(name, b'2', 0o777, target, b"")
+    }
+
+    fn hard_link(&mut self, name: &str, target: &str) -> &mut Tar {
+        self.entry(name, b'1', 0o644, target, b"")
+    }
+
+    /// The end-of-archive marker, then zeros up to GNU tar's 10 KiB record, as `tar` writes.
+    fn finish(&mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&[0u8; 1024]);
+        self.0.resize(self.0.len().div_ceil(10240) * 10240, 0);
+        std::mem::take(&mut self.0)
+    }
+}
+
+fn base_layer() -> Vec<u8> {
+    Tar::default()
+        .dir("etc/")
+        .file("etc/hostname", b"lcfs\n")
+        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+        .hard_link("etc/passwd-", "etc/passwd")
+        .dir("bin/")
+        .file("bin/busybox", &vec![7u8; 300_000])
+        .symlink("bin/sh", "busybox")
+        .dir("var/")
+        .dir("var/cache/")
+        .file("var/cache/a", b"a")
+        .file("var/cache/b", b"b")
+        .finish()
+}
+
+/// A child layer: a whiteout, an opaque directory with one new entry, a changed file.
+fn child_layer() -> Vec<u8> {
+    Tar::default()
+        .dir("etc/")
+        .file("etc/.wh.hostname", b"")
+        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/ash\n")
+        .dir("var/")
+        .dir("var/cache/")
+        .file("var/cache/.wh..wh..opq", b"")
+        .file("var/cache/c", b"c")
+        .finish()
+}
+
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn apply_extracts_gzip_layers_and_their_whiteouts_in_the_engine() {
+    require!();
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+
+    let base_tar = base_layer();
+    // Two gzip members, as some writers produce: containerd reads both.
+    let half = base_tar.len() / 2;
+    let mut blob = gzip(&base_tar[..half]);
+    blob.extend(gzip(&base_tar[half..]));
+    let desc = d.store(&blob, TAR_GZIP);
+    let mounts = c.prepare("default/1/extract-1 sha256:base", "").await;
+    let applied = c.apply(&desc, &mounts).await.unwrap();
+    assert_eq!(applied.media_type, TAR);
+    assert_eq!(applied.digest, sha256(&base_tar));
+    assert_eq!(
+        applied.size,
+        base_tar.len() as i64,
+        "the whole stream, padding included"
+    );
+
+    let base = d.layer_dir("default/1/extract-1 sha256:base");
+    assert_eq!(sorted_names(&base), ["bin", "etc", "var"]);
+    assert_eq!(std::fs::read(base.join("etc/hostname")).unwrap(), b"lcfs\n");
+    assert_eq!(
+        std::fs::read(base.join("bin/busybox")).unwrap().len(),
+        300_000
+    );
+    assert_eq!(
+        std::fs::read_link(base.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let (a, b) = (
+        std::fs::metadata(base.join("etc/passwd")).unwrap(),
+        std::fs::metadata(base.join("etc/passwd-")).unwrap(),
+    );
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "a hard link");
+    c.commit("default/2/sha256:base", "default/1/extract-1 sha256:base")
+        .await;
+
+    let child_tar = child_layer();
+    let desc = d.store(&gzip(&child_tar), DOCKER_GZIP);
+    let mounts = c
+        .prepare("default/3/extract-2", "default/2/sha256:base")
+        .await;
+    let applied = c.apply(&desc, &mounts).await.unwrap();
+    assert_eq!(
+        (applied.digest.as_str(), applied.size),
+        (sha256(&child_tar).as_str(), child_tar.len() as i64)
+    );
+    let child = d.layer_dir("default/3/extract-2");
+    assert_eq!(sorted_names(&child.join("etc")), ["passwd", "passwd-"]);
+    assert_eq!(
+        std::fs::read(child.join("etc/passwd")).unwrap(),
+        b"root:x:0:0:root:/root:/bin/ash\n"
+    );
+    assert_eq!(
+        std::fs::read(child.join("etc/passwd-")).unwrap(),
+        b"root:x:0:0:root:/root:/bin/sh\n",
+        "the other name kept the parent's file"
+    );
+    assert_eq!(sorted_names(&child.join("var/cache")), ["c"]);
+    assert_eq!(sorted_names(&child.join("bin")), ["busybox", "sh"]);
+    // The parent is as it was.
+    let base = d.layer_dir("default/2/sha256:base");
+    assert_eq!(sorted_names(&base.join("var/cache")), ["a", "b"]);
+    assert_eq!(std::fs::read(base.join("etc/hostname")).unwrap(), b"lcfs\n");
+
+    // A plain tar, with sync_fs (containerd 2.x's option): the same reply.
+    let plain = Tar::default().file("plain", b"not compressed").finish();
+    let desc = d.store(&plain, TAR);
+    let mounts = c.prepare("default/4/extract-3", "").await;
+    let applied = c
+        .apply_request(ApplyRequest {
+            diff: Some(desc.clone()),
+            mounts: mounts.clone(),
+            payloads: HashMap::new(),
+            sync_fs: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied.digest, desc.digest);
+    assert_eq!(
+        std::fs::read(d.layer_dir("default/4/extract-3").join("plain")).unwrap(),
+        b"not compressed"
+    );
+}
+
+/// `zstd -c` of `bytes` (the zstd tool, as image builders compress).
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("zstd")
+        .args(["-q", "-c", "--check"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[tokio::test]
+async fn apply_decompresses_zstd_layers_of_several_frames() {
+    require!("zstd");
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+    let tar = base_layer();
+    let half = tar.len() / 2;
+    let mut blob = zstd(&tar[..half]);
+    blob.extend(zstd(&tar[half..]));
+    let desc = d.store(&blob, "application/vnd.oci.image.layer.v1.tar+zstd");
+    let mounts = c.prepare("default/1/extract", "").await;
+    let applied = c.apply(&desc, &mounts).await.unwrap();
+    assert_eq!(
+        (applied.media_type.as_str(), applied.digest.as_str()),
+        (TAR, sha256(&tar).as_str())
+    );
+    assert_eq!(applied.size, tar.len() as i64);
+    let layer = d.layer_dir("default/1/extract");
+    assert_eq!(sorted_names(&layer), ["bin", "etc", "var"]);
+    assert_eq!(
+        std::fs::read(layer.join("bin/busybox")).unwrap(),
+        vec![7u8; 300_000]
+    );
+}
+
+#[tokio::test]
+async fn a_blob_that_does_not_match_its_descriptor_is_refused() {
+    require!();
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+    let tar = Tar::default().file("a", b"the real content").finish();
+    let real = d.store(&gzip(&tar), TAR_GZIP);
+
+    // The descriptor's size is not the blob's: refused before anything is applied.
+    let mounts = c.prepare("default/1/extract-size", "").await;
+    let wrong_size = Descriptor {
+        size: real.size + 1,
+        ..real.clone()
+    };
+    assert_eq!(
+        c.apply(&wrong_size, &mounts).await,
+        Err(Code::FailedPrecondition)
+    );
+    assert!(sorted_names(&d.layer_dir("default/1/extract-size")).is_empty());
+
+    // Same size, other bytes under the digest's name (the gzip header's time: the blob still
+    // decompresses to the same tar): refused once the digest is known, at the blob's end.
+    let hex = real.digest.trim_start_matches("sha256:");
+    let path = d.dir.path().join(BLOBS).join(hex);
+    let mut forged = std::fs::read(&path).unwrap();
+    forged[4] ^= 1;
+    std::fs::write(&path, &forged).unwrap();
+    let mounts = c.prepare("default/2/extract-digest", "").await;
+    assert_eq!(c.apply(&real, &mounts).await, Err(Code::FailedPrecondition));
+}
+
+#[tokio::test]
+async fn a_missing_blob_is_not_found() {
+    require!();
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+    let mounts = c.prepare("default/1/extract", "").await;
+    let absent = Descriptor {
+        media_type: TAR_GZIP.into(),
+        digest: sha256(b"never stored"),
+        size: 12,
+        annotations: HashMap::new(),
+    };
+    assert_eq!(c.apply(&absent, &mounts).await, Err(Code::NotFound));
+    let malformed = Descriptor {
+        digest: "sha256:../../../../etc/passwd".into(),
+        ..absent
+    };
+    assert_eq!(
+        c.apply(&malformed, &mounts).await,
+        Err(Code::InvalidArgument)
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_tar_fails_and_changes_nothing_outside_its_layer() {
+    require!();
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+    let parent_tar = Tar::default().file("kept", b"parent").finish();
+    let mounts = c.prepare("default/1/extract-parent", "").await;
+    c.apply(&d.store(&parent_tar, TAR), &mounts).await.unwrap();
+    c.commit("default/2/parent", "default/1/extract-parent")
+        .await;
+    let sibling = c.prepare("default/3/sibling", "default/2/parent").await;
+    std::fs::write(Path::new(&sibling[0].source).join("mine"), b"sibling").unwrap();
+
+    let hostile = [
+        Tar::default()
+            .file("fine", b"x")
+            .file("../../escaped", b"out")
+            .finish(),
+        Tar::default()
+            .symlink("link", "/")
+            .file("link/tmp/escaped", b"out")
+            .finish(),
+        Tar::default()
+            .hard_link("stolen", "../../lcfs.img")
+            .finish(),
+        // Not gzip at all, under a gzip media type.
+        b"\x1f\x8b\x08\x00 this is not deflate data at all".to_vec(),
+        // A tar cut in the middle of a file.
+        Tar::default().file("big", &[1u8; 4096]).finish()[..1024].to_vec(),
+    ];
+    for (n, tar) in hostile.iter().enumerate() {
+        let key = format!("default/{}/extract-hostile", 10 + n);
+        let mounts = c.prepare(&key, "default/2/parent").await;
+        let media = if n == 3 { TAR_GZIP } else { TAR };
+        let code = c.apply(&d.store(tar, media), &mounts).await.unwrap_err();
+        assert!(
+            matches!(code, Code::InvalidArgument),
+            "hostile tar {n}: {code:?}"
+        );
+    }
+    assert!(!d.dir.path().join("escaped").exists());
+    assert!(!d.mountpoint.join("escaped").exists());
+    assert!(!Path::new("/tmp/escaped").exists());
+    let parent = d.layer_dir("default/2/parent");
+    assert_eq!(sorted_names(&parent), ["kept"]);
+    let sibling = d.layer_dir("default/3/sibling");
+    assert_eq!(sorted_names(&sibling), ["kept", "mine"]);
+    assert_eq!(std::fs::read(sibling.join("mine")).unwrap(), b"sibling");
+}
+
+#[tokio::test]
+async fn what_is_not_this_differs_is_declined_for_the_next_differ() {
+    require!();
+    let d = Daemon::new(true);
+    let mut c = d.clients().await;
+    let tar = Tar::default().file("a", b"a").finish();
+    let desc = d.store(&gzip(&tar), TAR_GZIP);
+    let mounts = c.prepare("default/1/extract", "").await;
+    let ours = &mounts[0];
+    let bind = |source: &Path, options: &[&str]| Mount {
+        r#type: "bind".into(),
+        source: source.to_string_lossy().into_owned(),
+        target: String::new(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let declined_mounts = [
+        vec![bind(elsewhere.path(), &["rbind", "rw"])],
+        vec![bind(&d.mountpoint.join("layers"), &["rbind", "rw"])],
+        vec![bind(
+            &d.layer_dir("default/1/extract").join("sub"),
+            &["rbind", "rw"],
+        )],
+        vec![bind(&d.layer_dir("no/such/layer"), &["rbind", "rw"])],
+        vec![bind(Path::new(&ours.source), &["rbind", "ro"])],
+        vec![Mount {
+            r#type: "overlay".into(),
+            ..ours.clone()
+        }],
+        vec![ours.clone(), ours.clone()],
+        vec![],
+    ];
+    for mounts in declined_mounts {
+        assert_eq!(
+            c.apply(&desc, &mounts).await,
+            Err(Code::Unimplemented),
+            "{mounts:?}"
+        );
+    }
+    assert!(std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .next()
+        .is_none());
+
+    let encrypted = Descriptor {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip+encrypted".into(),
+        ..desc.clone()
+    };
+    let sha512 = Descriptor {
+        digest: format!("sha512:{}", "ab".repeat(64)),
+        ..desc.clone()
+    };
+    for other in [encrypted, sha512] {
+        assert_eq!(c.apply(&other, &mounts).await, Err(Code::Unimplemented));
+    }
+    let mut payloads = HashMap::new();
+    payloads.insert(
+        "io.containerd.ocicrypt.decoder.v1.tar".to_string(),
+        prost_types::Any::default(),
+    );
+    let with_payloads = ApplyRequest {
+        diff: Some(desc.clone()),
+        mounts: mounts.clone(),
+        payloads,
+        sync_fs: false,
+    };
+    assert_eq!(
+        c.apply_request(with_payloads).await,
+        Err(Code::Unimplemented)
+    );
+    assert!(sorted_names(&d.layer_dir("default/1/extract")).is_empty());
+
+    let diff = c
+        .diff
+        .diff(DiffRequest {
+            left: vec![],
+            right: mounts.clone(),
+            media_type: TAR_GZIP.into(),
+            ..DiffRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(diff.code(), Code::Unimplemented);
+
+    // The same request, once nothing is declined, applies.
+    c.apply(&desc, &mounts).await.unwrap();
+    assert_eq!(sorted_names(&d.layer_dir("default/1/extract")), ["a"]);
+}
+
+#[tokio::test]
+async fn without_a_content_store_every_apply_is_declined() {
+    require!();
+    let d = Daemon::new(false);
+    let mut c = d.clients().await;
+    let tar = Tar::default().file("a", b"a").finish();
+    let desc = d.store(&gzip(&tar), TAR_GZIP);
+    let mounts = c.prepare("default/1/extract", "").await;
+    assert_eq!(c.apply(&desc, &mounts).await, Err(Code::Unimplemented));
+    assert!(sorted_names(&d.layer_dir("default/1/extract")).is_empty());
+}
+
+#[test]
+fn containerd_root_needs_a_snapshotter() {
+    let out = common::run_raw(&[
+        "mount",
+        "/nonexistent.img",
+        "/nonexistent",
+        "--containerd-root",
+        "/x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--containerd-root is for the differ"),
+        "{stderr}"
+    );
+}
