@@ -1,11 +1,10 @@
 //! Entry points of the fuzz targets `graphdriver` and `snapshotter` (fuzz/src/graphdriver.rs,
 //! fuzz/src/snapshotter.rs): the protocol handlers without their sockets.
 //!
-//! The targets drive the handlers the daemon serves (`graphdriver::{driver, http}`,
-//! `snapshotter::{ops, filter, keys, meta}`), not copies. `serve_graphdriver` mirrors
-//! `graphdriver::serve_one`'s loop over one connection (that one is bound to a `UnixStream`):
-//! the bytes of the connection from a slice, a `Vec` for the socket; everything it answers is
-//! checked on the wire (`check_reply`). Keep the two loops alike.
+//! The targets drive the handlers the daemon serves (`graphdriver::serve_one`,
+//! `snapshotter::{ops, filter}`), not copies: `serve_graphdriver` feeds one connection's bytes
+//! from a slice to `graphdriver::serve_one`, with a `Vec` for the socket, and checks every
+//! reply on the wire (`check_reply`).
 //!
 //! Invariant: nothing here panics on any input; a broken property is an `Err` for the target
 //! to panic on.
@@ -16,9 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lcfs::Fs;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::graphdriver::{driver, http};
+use crate::graphdriver::{self, driver::Driver};
 use crate::snapshotter::{filter, ops};
 
 pub use ops::{Failure as SnapshotFailure, Ops};
@@ -26,11 +25,7 @@ pub use crate::mount::shared::Shared;
 pub use containerd_snapshots::tonic::Code;
 pub use containerd_snapshots::{Info, Kind, Usage};
 
-use driver::{Driver, Reply};
-use http::{Body, ChunkedReply};
 
-/// As `graphdriver::DRAIN_BYTES_MAX`: what is read and dropped after a call.
-const DRAIN_BYTES_MAX: u64 = 4 << 30;
 /// The read buffer (smaller than the daemon's: the inputs are small).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
@@ -66,7 +61,9 @@ pub fn serve_graphdriver(
             _ => break,
         }
         let mut out = Vec::new();
-        let (path, more) = serve_one(&driver, &mut reader, &mut out)?;
+        let served = graphdriver::serve_one(&driver, &mut reader, &mut out)
+            .map_err(|e| format!("writing to a Vec failed: {e}"))?;
+        let (path, more) = (served.path, served.keep_alive);
         let now_left = reader.get_ref().len() + reader.buffer().len();
         if path.is_none() && out.is_empty() {
             break; // The connection ended between requests.
@@ -93,59 +90,6 @@ pub fn serve_graphdriver(
         return Err("the engine is still held after the connection".to_string());
     }
     Ok(exchanges)
-}
-
-/// `graphdriver::serve_one` on a byte reader and a `Vec`: the request's path (`None` when its
-/// head was malformed or absent), and whether the connection can carry another request.
-fn serve_one<R: BufRead>(
-    driver: &Driver,
-    reader: &mut R,
-    out: &mut Vec<u8>,
-) -> Result<(Option<String>, bool), String> {
-    let io = |e: std::io::Error| format!("writing to a Vec failed: {e}");
-    let request = match http::read_head(reader) {
-        Ok(Some(request)) => request,
-        Ok(None) => return Ok((None, false)),
-        Err(e) => {
-            http::write_json(out, e.status, &json!({ "Err": e.message }), false).map_err(io)?;
-            return Ok((None, false));
-        }
-    };
-    if request.expect_continue {
-        http::write_continue(out).map_err(io)?;
-    }
-    let mut body = Body::new(reader, request.framing);
-    let reply = driver.handle(&request, &mut body);
-    let ended = body.is_done() || body.drain(DRAIN_BYTES_MAX);
-    let keep_alive = request.keep_alive && ended;
-    let path = Some(request.path.clone());
-    match reply {
-        Reply::Json(value) => http::write_json(out, 200, &value, keep_alive).map_err(io)?,
-        Reply::Failed(failure) => {
-            let value = json!({ "Err": failure.message });
-            http::write_json(out, failure.status, &value, keep_alive).map_err(io)?;
-        }
-        Reply::Diff {
-            shared,
-            layer,
-            name,
-        } => {
-            let mut reply = ChunkedReply::new(&mut *out, "application/x-tar", keep_alive);
-            let written = lcfs::tar::write_layer_diff(&shared.fs, layer, &mut reply);
-            let started = reply.started();
-            match written {
-                Ok(_) => reply.finish().map_err(io)?,
-                Err(e) if !started => {
-                    drop(reply);
-                    let message = format!("the diff of layer {name:?} failed: {e}");
-                    http::write_json(out, 500, &json!({ "Err": message }), keep_alive)
-                        .map_err(io)?;
-                }
-                Err(e) => return Err(format!("the diff of {name:?} failed part-way: {e}")),
-            }
-        }
-    }
-    Ok((path, keep_alive))
 }
 
 /// Checks one reply on the wire: an optional `100 Continue`, then a status line, headers, and

@@ -2,7 +2,7 @@
 //! statistics, gc, checkpoint and unmount, each answered with what failed and what to do.
 //!
 //! Invariants: a layer created or removed here is announced to the kernel (`layers_changed`),
-//! and a removed layer's slot goes stale (`Slots::layer_removed`) before the reply.
+//! and a removed layer's slot goes stale (`Shared::layer_gone`) before the reply.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -160,8 +160,7 @@ impl Server {
         };
         match fs.remove_layer(name) {
             Ok(()) => {
-                self.shared.slots().layer_removed(id);
-                self.shared.layers_changed(name);
+                self.shared.layer_gone(id, name);
                 Reply::ok(json!({}))
             }
             Err(e) => layer_error("removing layer", name, &e),
@@ -246,8 +245,7 @@ impl Server {
             Ok(report) => {
                 if !dry_run {
                     for layer in &report.layers {
-                        self.shared.slots().layer_removed(layer.id);
-                        self.shared.layers_changed(&layer.name);
+                        self.shared.layer_gone(layer.id, &layer.name);
                     }
                 }
                 let layers: Vec<serde_json::Value> = report

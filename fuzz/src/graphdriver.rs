@@ -21,10 +21,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use lcfs::{BlockDevice, FileType, Fs, Ino, MemDevice, MkfsOptions, Timespec};
-use lcfs_crashtests::{convert, walk};
 use lcfs_model::LayerDump;
 
 use crate::image::mount_options;
+use crate::tar::dump;
 
 /// Blocks of the device (16 MiB: room for what a short ApplyDiff can write).
 pub const DEVICE_BLOCKS: u64 = 4096;
@@ -52,14 +52,6 @@ pub fn setup() -> lcfs::Result<(Arc<MemDevice>, Fs)> {
     let own = fs.mknod(ctr, Ino::ROOT, b"own", FileType::Regular, 0o644, 0, 0, 0, t)?;
     fs.write(ctr, own.ino, 0, b"container data\n", t)?;
     Ok((mem, fs))
-}
-
-fn dump(fs: &Fs, name: &str) -> LayerDump {
-    let info = fs
-        .layer(name)
-        .unwrap_or_else(|e| panic!("layer {name}: {e}"));
-    let info = convert::layer_info_back(info);
-    walk::dump_layer(fs, &info, None).unwrap_or_else(|e| panic!("walk of {name}: {e}"))
 }
 
 struct Template {

@@ -111,7 +111,7 @@ pub fn setup() -> lcfs::Result<(Arc<MemDevice>, Fs, [LayerId; 3])> {
 }
 
 /// The dump of layer `name`.
-fn dump(fs: &Fs, name: &str) -> LayerDump {
+pub(crate) fn dump(fs: &Fs, name: &str) -> LayerDump {
     let info = fs
         .layer(name)
         .unwrap_or_else(|e| panic!("layer {name}: {e}"));

@@ -9,7 +9,7 @@
 //!   commits the parent first (Docker fills `<id>-init`, then creates the container layer on
 //!   it; it fills an image layer with ApplyDiff, then creates the next one on it);
 //! - a layer created or removed here is announced to the kernel (`Shared::layers_changed`),
-//!   and a removed layer's slot goes stale (`Slots::layer_removed`) before the reply, as the
+//!   and a removed layer's slot goes stale (`Shared::layer_gone`) before the reply, as the
 //!   control server does;
 //! - Diff, Changes, DiffSize and ApplyDiff work against the layer's own parent only: another
 //!   parent is an error that says so, never a wrong answer;
@@ -352,8 +352,7 @@ impl Driver {
         }
         match fs.remove_layer(id) {
             Ok(()) => {
-                shared.slots().layer_removed(info.id);
-                shared.layers_changed(id);
+                shared.layer_gone(info.id, id);
                 Ok(json!({}))
             }
             Err(Error::NotFound) => Ok(json!({})),

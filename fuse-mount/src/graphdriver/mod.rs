@@ -25,7 +25,7 @@
 pub(crate) mod driver;
 pub(crate) mod http;
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -128,25 +128,35 @@ fn serve(driver: &Driver, stream: UnixStream) {
         }
         let _ = reader.get_ref().set_read_timeout(Some(REQUEST_TIMEOUT));
         match serve_one(driver, &mut reader, &mut out) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return,
+            Ok(served) if served.keep_alive => {}
+            _ => return,
         }
     }
 }
 
-/// Reads, answers and replies to one request; whether the connection can carry another.
-fn serve_one(
+/// What `serve_one` did with one request.
+#[derive(Debug)]
+pub(crate) struct Served {
+    /// The request's path, `None` when its head was malformed or the connection ended.
+    pub path: Option<String>,
+    /// Whether the connection can carry another request.
+    pub keep_alive: bool,
+}
+
+/// Reads, answers and replies to one request of a connection (`reader`, `out`: the socket's
+/// two ends; the fuzz target passes a byte slice and a `Vec`).
+pub(crate) fn serve_one<R: BufRead, W: Write>(
     driver: &Driver,
-    reader: &mut BufReader<UnixStream>,
-    out: &mut UnixStream,
-) -> io::Result<bool> {
+    reader: &mut R,
+    out: &mut W,
+) -> io::Result<Served> {
     let request = match http::read_head(reader) {
         Ok(Some(request)) => request,
-        Ok(None) => return Ok(false),
+        Ok(None) => return Ok(Served { path: None, keep_alive: false }),
         Err(e) => {
             eprintln!("lcfs: graph driver: malformed request: {}", e.message);
             http::write_json(out, e.status, &json!({ "Err": e.message }), false)?;
-            return Ok(false);
+            return Ok(Served { path: None, keep_alive: false });
         }
     };
     if request.expect_continue {
@@ -156,30 +166,30 @@ fn serve_one(
     let reply = driver.handle(&request, &mut body);
     let ended = body.is_done() || body.drain(DRAIN_BYTES_MAX);
     let keep_alive = request.keep_alive && ended;
-    match reply {
-        Reply::Json(value) => http::write_json(out, 200, &value, keep_alive)?,
+    let keep_alive = match reply {
+        Reply::Json(value) => {
+            http::write_json(out, 200, &value, keep_alive)?;
+            keep_alive
+        }
         Reply::Failed(failure) => {
             eprintln!("lcfs: graph driver: {}: {}", request.path, failure.message);
             let value = json!({ "Err": failure.message });
             http::write_json(out, failure.status, &value, keep_alive)?;
+            keep_alive
         }
-        Reply::Diff {
-            shared,
-            layer,
-            name,
-        } => return send_diff(&shared, layer, &name, out, keep_alive),
-    }
-    Ok(keep_alive)
+        Reply::Diff { shared, layer, name } => send_diff(&shared, layer, &name, out, keep_alive)?,
+    };
+    Ok(Served { path: Some(request.path), keep_alive })
 }
 
 /// Streams the tar of layer `name`'s changes. A failure before anything went out is answered
 /// with an error reply; after that, the connection is cut without the last chunk, so the
 /// client sees a broken body, never a short tar.
-fn send_diff(
+fn send_diff<W: Write>(
     shared: &Shared,
     layer: lcfs::LayerId,
     name: &str,
-    out: &mut UnixStream,
+    out: &mut W,
     keep_alive: bool,
 ) -> io::Result<bool> {
     let mut reply = ChunkedReply::new(&mut *out, "application/x-tar", keep_alive);

@@ -160,6 +160,14 @@ impl Shared {
         }
     }
 
+    /// Layer `id`, called `name`, was removed from the engine: its slot goes stale (its node ids
+    /// answer ENOENT, the slot is reused once the kernel forgot them) and the kernel forgets
+    /// the entry. Every path that removes a layer calls this before it replies.
+    pub fn layer_gone(&self, id: LayerId, name: &str) {
+        self.slots().layer_removed(id);
+        self.layers_changed(name);
+    }
+
     /// The layers directory changed (a layer came or went): new times, and the kernel forgets
     /// its entry `name` and the directory's attributes.
     pub fn layers_changed(&self, name: &str) {

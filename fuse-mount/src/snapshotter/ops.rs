@@ -10,7 +10,7 @@
 //!   (an I/O error) or a crash before the checkpoint can leave some of its labels changed;
 //! - a layer created, renamed or removed here is announced to the kernel
 //!   (`Shared::layers_changed`, for each name), and a removed layer's slot goes stale
-//!   (`Slots::layer_removed`) before the reply, as the control server does;
+//!   (`Shared::layer_gone`) before the reply, as the control server does;
 //! - the errors are the codes containerd expects: NotFound, AlreadyExists, FailedPrecondition
 //!   (removing a parent, committing what is not active), InvalidArgument (bad keys, labels or
 //!   field paths, a parent that is not committed).
@@ -307,8 +307,7 @@ impl Ops<'_> {
             .fs
             .remove_layer(&layer.name)
             .map_err(|e| engine_error("removing", key, &e))?;
-        self.shared.slots().layer_removed(layer.id);
-        self.shared.layers_changed(&layer.name);
+        self.shared.layer_gone(layer.id, &layer.name);
         Ok(())
     }
 
