@@ -23,12 +23,11 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
 use containerd_snapshots::api::snapshots::v1::{CommitSnapshotRequest, PrepareSnapshotRequest};
 use containerd_snapshots::api::types::Mount;
-use containerd_snapshots::tonic::transport::{Channel, Endpoint, Uri};
+use containerd_snapshots::tonic::transport::Channel;
 use containerd_snapshots::tonic::Code;
 use sha2::{Digest, Sha256};
 
@@ -112,28 +111,9 @@ impl Daemon {
         }
     }
 
-    async fn channel(&self) -> Channel {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let socket = self.socket.clone();
-            let connected = Endpoint::try_from("http://[::]:0")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    tokio::net::UnixStream::connect(socket.clone())
-                }))
-                .await;
-            match connected {
-                Ok(channel) => return channel,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("cannot connect to {}: {e}", self.socket.display())
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    }
 
     async fn clients(&self) -> Clients {
-        let channel = self.channel().await;
+        let channel = common::grpc_channel(&self.socket).await;
         Clients {
             snapshots: SnapshotsClient::new(channel.clone()),
             diff: DiffClient::new(channel),

@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{symlink, MetadataExt};
@@ -443,38 +442,6 @@ fn raw_tar(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
     out
 }
 
-/// Everything observable of a tree: per path, type and mode, nlink, owner, size, mtime, bytes
-/// or link target.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let m = fs::symlink_metadata(&path).unwrap();
-            let mut text = format!(
-                "{:o} {} {}:{} {} {}.{}",
-                m.mode(),
-                m.nlink(),
-                m.uid(),
-                m.gid(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec()
-            );
-            if m.is_file() {
-                text += &format!(" {:?}", fs::read(&path).unwrap());
-            } else if m.file_type().is_symlink() {
-                text += &format!(" -> {:?}", fs::read_link(&path).unwrap());
-            } else if m.is_dir() {
-                stack.push(path.clone());
-            }
-            out.insert(path.strip_prefix(root).unwrap().display().to_string(), text);
-        }
-    }
-    out
-}
-
 /// A staging directory for a tar: `files` are `(path, content)`; a content starting with `->`
 /// makes a symlink.
 fn stage(base: &Path, files: &[(&str, &str)]) -> PathBuf {
@@ -751,7 +718,10 @@ fn apply_diff_with_whiteouts_then_diff_changes_and_diff_size() {
 
     // The diff applied on a sibling gives the same tree and the same changes.
     p.image_layer("sibling", "base", &tar);
-    assert_eq!(snapshot(&p.layer_dir("sibling")), snapshot(&child));
+    assert_eq!(
+        common::tree_snapshot(&p.layer_dir("sibling"), false),
+        common::tree_snapshot(&child, false)
+    );
     assert_eq!(p.changes("sibling", "base"), expected);
 
     // Another parent than the layer's own: an error, not a wrong answer.
@@ -879,7 +849,7 @@ fn a_hostile_tar_is_refused_and_nothing_outside_its_layer_changes() {
     p.image_layer("base", "", &tar_of(&base));
     p.ok("Create", on("target", "base"));
     p.ok("Create", on("sibling", "base"));
-    let base_before = snapshot(&p.layer_dir("base"));
+    let base_before = common::tree_snapshot(&p.layer_dir("base"), false);
     let marker = format!("lcfs-graphdriver-test-{}", std::process::id());
     let hostile: [(&str, Vec<u8>, &str); 4] = [
         (
@@ -930,7 +900,7 @@ fn a_hostile_tar_is_refused_and_nothing_outside_its_layer_changes() {
             "{what}: the sibling changed"
         );
         assert_eq!(
-            snapshot(&p.layer_dir("base")),
+            common::tree_snapshot(&p.layer_dir("base"), false),
             base_before,
             "{what}: the parent changed"
         );
@@ -963,7 +933,7 @@ fn layers_and_their_diffs_survive_a_remount() {
     let listed = p.changes("c", "c-init");
     let diff = p.diff("c", "c-init");
     let size = p.diff_size("c", "c-init");
-    let view = snapshot(&p.layer_dir("c"));
+    let view = common::tree_snapshot(&p.layer_dir("c"), false);
 
     p.umount();
     p.fsck_clean();
@@ -983,7 +953,7 @@ fn layers_and_their_diffs_survive_a_remount() {
     assert_eq!(p.changes("c", "c-init"), listed);
     assert_eq!(p.diff("c", "c-init"), diff, "the same diff, byte for byte");
     assert_eq!(p.diff_size("c", "c-init"), size);
-    assert_eq!(snapshot(&p.layer_dir("c")), view);
+    assert_eq!(common::tree_snapshot(&p.layer_dir("c"), false), view);
     let err = p.fails("Remove", id("img"));
     assert!(err.contains("child"), "{err}");
 }

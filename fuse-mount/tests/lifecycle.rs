@@ -11,56 +11,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::Mounted;
-
-/// Everything observable of a tree: per path, type and mode, nlink, uid, gid, size, mtime and
-/// ctime to the nanosecond, rdev, bytes, link target.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let m = fs::symlink_metadata(&path).unwrap();
-            let mut text = format!(
-                "{:o} {} {}:{} {} {}.{} {}.{} {}",
-                m.mode(),
-                m.nlink(),
-                m.uid(),
-                m.gid(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-                m.rdev()
-            );
-            if m.is_file() {
-                // Head and tail of huge sparse files; every byte of the others.
-                let f = fs::File::open(&path).unwrap();
-                let len = m.size().min(1 << 24) as usize;
-                let mut head = vec![0u8; len];
-                f.read_exact_at(&mut head, 0).unwrap();
-                let mut tail = vec![0u8; m.size().min(4096) as usize];
-                let tail_at = m.size() - tail.len() as u64;
-                f.read_exact_at(&mut tail, tail_at).unwrap();
-                text += &format!(" {:?} {:?}", head, tail);
-            } else if m.file_type().is_symlink() {
-                text += &format!(" -> {:?}", fs::read_link(&path).unwrap());
-            } else if m.is_dir() {
-                stack.push(path.clone());
-            }
-            out.insert(path.strip_prefix(root).unwrap().display().to_string(), text);
-        }
-    }
-    out
-}
 
 #[test]
 fn write_unmount_mount_again_gives_an_identical_tree() {
@@ -84,11 +40,11 @@ fn write_unmount_mount_again_gives_an_identical_tree() {
     std::os::unix::fs::symlink("a/b/big", root.join("sym")).unwrap();
     fs::set_permissions(root.join("a/b"), fs::Permissions::from_mode(0o2775)).unwrap();
     std::os::unix::fs::chown(root.join("a/small"), Some(1), Some(2)).unwrap();
-    let before = snapshot(&root);
+    let before = common::tree_snapshot(&root, true);
     m.umount();
     m.fsck_clean();
     m.mount();
-    assert_eq!(snapshot(&root), before);
+    assert_eq!(common::tree_snapshot(&root, true), before);
     assert_eq!(fs::read(root.join("sym")).unwrap(), big);
     m.umount();
 }

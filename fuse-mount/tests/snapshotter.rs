@@ -16,12 +16,12 @@ mod common;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
 use containerd_snapshots::api::snapshots::v1::*;
 use containerd_snapshots::api::types::Mount;
-use containerd_snapshots::tonic::transport::{Channel, Endpoint, Uri};
+use containerd_snapshots::tonic::transport::Channel;
 use containerd_snapshots::tonic::{Code, Request};
 
 /// An image mounted with the snapshotter on `socket`; unmounted on drop.
@@ -80,27 +80,8 @@ impl Daemon {
         all.push(&mount);
         common::run(&all)
     }
-
-    /// A client on the socket. `lcfs mount` may return just before the daemon listens, and
-    /// a previous daemon's socket file may still be there: retry for a while.
     async fn client(&self) -> SnapshotsClient<Channel> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let socket = self.socket.clone();
-            let connected = Endpoint::try_from("http://[::]:0")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    tokio::net::UnixStream::connect(socket.clone())
-                }))
-                .await;
-            match connected {
-                Ok(channel) => return SnapshotsClient::new(channel),
-                Err(e) if Instant::now() > deadline => {
-                    panic!("cannot connect to {}: {e}", self.socket.display())
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        SnapshotsClient::new(common::grpc_channel(&self.socket).await)
     }
 }
 
@@ -891,14 +872,7 @@ async fn raw_call(socket: &Path, path: &str) -> Code {
         }
     }
 
-    let socket = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://[::]:0")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            tokio::net::UnixStream::connect(socket.clone())
-        }))
-        .await
-        .unwrap();
+    let channel = common::grpc_channel(socket).await;
     let mut grpc = containerd_snapshots::tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path: containerd_snapshots::tonic::codegen::http::uri::PathAndQuery = path.parse().unwrap();

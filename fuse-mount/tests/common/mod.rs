@@ -3,6 +3,8 @@
 //! small seeded generator.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -192,4 +194,66 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
+}
+
+/// Everything observable of a tree: per path, type and mode, nlink, uid, gid, size, mtime (and
+/// with `ctime` the ctime) to the nanosecond, rdev, bytes (head and tail of huge sparse
+/// files), link target. Without `ctime`, two trees made apart (a layer and a copy of it) compare
+/// equal when their contents do.
+pub fn tree_snapshot(root: &Path, ctime: bool) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let mut text = format!(
+                "{:o} {} {}:{} {} {}.{} {}",
+                m.mode(),
+                m.nlink(),
+                m.uid(),
+                m.gid(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.rdev()
+            );
+            if ctime {
+                text += &format!(" {}.{}", m.ctime(), m.ctime_nsec());
+            }
+            if m.is_file() {
+                let f = std::fs::File::open(&path).unwrap();
+                let len = m.size().min(1 << 24) as usize;
+                let mut head = vec![0u8; len];
+                f.read_exact_at(&mut head, 0).unwrap();
+                let mut tail = vec![0u8; m.size().min(4096) as usize];
+                let tail_at = m.size() - tail.len() as u64;
+                f.read_exact_at(&mut tail, tail_at).unwrap();
+                text += &format!(" {head:?} {tail:?}");
+            } else if m.file_type().is_symlink() {
+                text += &format!(" -> {:?}", std::fs::read_link(&path).unwrap());
+            } else if m.is_dir() {
+                stack.push(path.clone());
+            }
+            out.insert(path.strip_prefix(root).unwrap().display().to_string(), text);
+        }
+    }
+    out
+}
+
+/// A gRPC channel to the daemon's runtime socket (the snapshotter's and the differ's): `lcfs
+/// mount` returns once its services listen, so one connection attempt is enough.
+pub async fn grpc_channel(
+    socket: &Path,
+) -> containerd_snapshots::tonic::transport::Channel {
+    use containerd_snapshots::tonic::transport::{Endpoint, Uri};
+    let socket = socket.to_path_buf();
+    let shown = socket.display().to_string();
+    Endpoint::try_from("http://[::]:0")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            tokio::net::UnixStream::connect(socket.clone())
+        }))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {shown}: {e}"))
 }
