@@ -58,16 +58,20 @@ impl State {
     /// One checkpoint under `generation`, used up whether it lands or not.
     fn attempt(&mut self, generation: Generation, clean: bool) -> Result<Generation> {
         let done = self.checkpoint_as(generation, clean);
-        if done.is_err() {
+        self.used_up_on_error(generation, done)
+    }
+
+    /// `result` of writing under `generation`: on an error the generation counts as used, as
+    /// blocks may carry it.
+    fn used_up_on_error<T>(&mut self, generation: Generation, result: Result<T>) -> Result<T> {
+        if result.is_err() {
             self.generation_used = self.generation_used.max(generation);
         }
-        done
+        result
     }
 
     fn checkpoint_as(&mut self, generation: Generation, clean: bool) -> Result<Generation> {
-        self.space.check_damage()?;
-        self.flush_layer_data()?;
-        self.write_layer_trees(generation)?;
+        self.write_layers_as(generation)?;
         let layer_table = {
             let mut writer = BlockWriter::new(&self.store, &mut self.space);
             let written = self.system.write_dirty(&mut writer, generation);
@@ -130,13 +134,16 @@ impl State {
     /// a superblock in between, so it takes the same one). Afterwards every open layer's tree
     /// is clean and its root names all of its content, which a clone needs.
     pub(crate) fn write_layers(&mut self) -> Result<()> {
-        self.space.check_damage()?;
         let generation = self.next_generation()?;
-        let written = self.flush_layer_data().and_then(|()| self.write_layer_trees(generation));
-        if written.is_err() {
-            self.generation_used = self.generation_used.max(generation);
-        }
-        written
+        let written = self.write_layers_as(generation);
+        self.used_up_on_error(generation, written)
+    }
+
+    /// Every layer's dirty pages and tree, under `generation`.
+    fn write_layers_as(&mut self, generation: Generation) -> Result<()> {
+        self.space.check_damage()?;
+        self.flush_layer_data()?;
+        self.write_layer_trees(generation)
     }
 
     fn flush_layer_data(&mut self) -> Result<()> {
