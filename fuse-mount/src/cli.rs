@@ -31,7 +31,7 @@ const USAGE: &str = "usage:
   lcfs layer create NAME [--parent P] [--mount M]      a new writable layer (a clone of P)
   lcfs layer commit NAME [--mount M]                   make a layer immutable
   lcfs layer remove NAME [--mount M]                   remove a layer without children
-  lcfs layer diff NAME [--mount M]                     changes against the parent (not yet)
+  lcfs layer diff NAME [--mount M]                     changes against the parent (A/C/D)
   lcfs layer list [--mount M]                          every layer
   lcfs stats [--mount M] [--json]                      per layer: size, private bytes, inodes,
                                                        children, reads; the most popular layers
