@@ -1,5 +1,7 @@
 //! Fixtures for the criterion benches: images with a layer of N files and ancestries of depth D.
 
+pub mod cpu;
+
 use std::sync::Arc;
 
 use lcfs::{BlockDevice, Error, FileType, Fs, Ino, LayerId, MemDevice, MkfsOptions, MountOptions, Timespec};
@@ -19,11 +21,17 @@ pub fn now() -> Timespec {
 /// Commits a base layer `name` holding `files` small files spread over directories of at most
 /// 1,000 entries; returns its id.
 pub fn layer_with_files(fs: &Fs, name: &str, files: usize) -> Result<LayerId, Error> {
+    layer_with_files_per_dir(fs, name, files, 1000)
+}
+
+/// Commits a base layer `name` holding `files` small files, `per_dir` to a directory: file
+/// `f{i}` is in directory `d{i / per_dir}` under the root; returns its id.
+pub fn layer_with_files_per_dir(fs: &Fs, name: &str, files: usize, per_dir: usize) -> Result<LayerId, Error> {
     let id = fs.create_layer(name, None)?;
     let mut dir = Ino::ROOT;
     for i in 0..files {
-        if i % 1000 == 0 {
-            dir = fs.mkdir(id, Ino::ROOT, format!("d{}", i / 1000).as_bytes(), 0o755, 0, 0, now())?.ino;
+        if i % per_dir.max(1) == 0 {
+            dir = fs.mkdir(id, Ino::ROOT, format!("d{}", i / per_dir.max(1)).as_bytes(), 0o755, 0, 0, now())?.ino;
         }
         let f = fs.mknod(id, dir, format!("f{i}").as_bytes(), FileType::Regular, 0o644, 0, 0, 0, now())?;
         fs.write(id, f.ino, 0, format!("file {i}").as_bytes(), now())?;

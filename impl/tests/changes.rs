@@ -152,6 +152,31 @@ fn a_renamed_directory_brings_its_subtree() {
 }
 
 #[test]
+fn a_file_written_below_a_renamed_directory_is_added_not_modified() {
+    // The written file's own entry is unchanged, but the entry above it is new: the shortcut
+    // that lists a touched inode as Modified without a lookup must not apply.
+    let (_, fs) = fresh(4096);
+    let top = base_and_child(&fs);
+    let usr = at(&fs, top, "/usr");
+    fs.rename(top, usr, b"lib", Ino::ROOT, b"lib", RenameFlags::default(), now()).unwrap();
+    fs.write(top, at(&fs, top, "/lib/x/y"), 0, b"new", now()).unwrap();
+    assert_eq!(diff(&fs, top), ["A /lib", "A /lib/x", "A /lib/x/y", "C /usr", "D /usr/lib"]);
+}
+
+#[test]
+fn a_file_written_after_replacing_another_modifies_the_name_and_deletes_its_old_one() {
+    // A touched inode whose last entry changed (renamed over another file) is looked up in
+    // both layers by that entry: the name now names another inode (Modified), the old name is
+    // gone (Deleted).
+    let (_, fs) = fresh(4096);
+    let top = base_and_child(&fs);
+    let bin = at(&fs, top, "/usr/bin");
+    fs.rename(top, bin, b"cat", bin, b"ls", RenameFlags::default(), now()).unwrap();
+    fs.write(top, at(&fs, top, "/usr/bin/ls"), 0, b"cat", now()).unwrap();
+    assert_eq!(diff(&fs, top), ["C /usr", "C /usr/bin", "D /usr/bin/cat", "C /usr/bin/ls"]);
+}
+
+#[test]
 fn every_path_of_a_changed_hard_link_is_listed() {
     let (_, fs) = fresh(4096);
     let top = base_and_child(&fs);

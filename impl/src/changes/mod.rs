@@ -12,7 +12,12 @@
 //!    touched inode, found in the layer by walking up the back-references (`view.rs`).
 //! 3. Each candidate is resolved in both layers and classified (`classify`); an added
 //!    directory brings its whole subtree (Added), a path whose inode was replaced by another
-//!    directory is compared name by name below it.
+//!    directory is compared name by name below it. Two shortcuts, from what the tree diff
+//!    proved (`Steady`): where no entry on the way from the root to a candidate's directory is
+//!    an entry change, that directory has the same path in both layers, so the candidate is
+//!    one lookup per layer (its last entry) instead of a walk from the root; and where its last
+//!    entry is unchanged too, the path names the same inode in both layers: a touched inode's
+//!    path is then Modified without a lookup.
 //! 4. Every directory above a change is Modified (Docker lists them, so that their mtimes can
 //!    be restored), the root excepted.
 //!
@@ -32,7 +37,7 @@
 mod tests;
 mod view;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::format::records::{self, Key};
@@ -102,18 +107,34 @@ pub(crate) fn changes_between(
         Some(old) => {
             let oldv = View::new(old, store);
             let Differing { entries, touched } = differing(store, old, new)?;
-            let mut candidates = BTreeSet::new();
-            for (dir, name) in entries {
-                if let Some(path) = newv.dir_path(dir)? {
-                    candidates.insert(join(&path, &name));
+            let mut steady = Steady { entries: &entries, known: HashMap::new() };
+            // Each candidate path, with the directory holding its last entry when that
+            // directory has the same path in both layers (then one lookup per side finds it).
+            let mut candidates: BTreeMap<Vec<u8>, Option<(Ino, Vec<u8>)>> = BTreeMap::new();
+            for (dir, name) in &entries {
+                if let Some(path) = newv.dir_path(*dir)? {
+                    let held = steady.dir(&newv, *dir).then(|| (*dir, name.clone()));
+                    candidates.insert(join(&path, name), held);
                 }
             }
             for &ino in &touched {
-                candidates.extend(newv.paths(ino)?);
+                for (dir, name) in newv.backrefs(ino, usize::MAX)? {
+                    let Some(path) = newv.dir_path(dir)? else { continue };
+                    let path = join(&path, &name);
+                    if !steady.dir(&newv, dir) {
+                        candidates.insert(path, None);
+                    } else if !entries.contains(&(dir, name.clone())) {
+                        // Every entry from the root to it is unchanged: the path names this
+                        // inode in both layers, and its items differ.
+                        out.put(path, ChangeKind::Modified);
+                    } else {
+                        candidates.insert(path, Some((dir, name)));
+                    }
+                }
             }
             let sides = Sides { old: &oldv, new: &newv, touched: &touched };
-            for path in candidates {
-                classify(&sides, path, &mut out)?;
+            for (path, held) in candidates {
+                classify(&sides, path, held, &mut out)?;
             }
         }
     }
@@ -155,6 +176,44 @@ fn differing(store: &dyn NodeStore, old: &Tree, new: &Tree) -> Result<Differing>
     Ok(Differing { entries, touched })
 }
 
+/// Which directories have the same path in both layers, known without reading either: a
+/// directory whose every entry from the root down is not an entry change (the tree diff
+/// proves those entries equal in both). Walks the links `View::dir_path` recorded.
+struct Steady<'e> {
+    entries: &'e BTreeSet<(Ino, Vec<u8>)>,
+    known: HashMap<Ino, bool>,
+}
+
+impl Steady<'_> {
+    /// Whether `dir`, whose path in `view` was found, has that path in both layers. Not
+    /// knowing (a link not walked, a walk longer than any real tree) answers no: the caller
+    /// then resolves the path in full.
+    fn dir(&mut self, view: &View<'_>, dir: Ino) -> bool {
+        let mut below = Vec::new();
+        let mut at = dir;
+        let steady = loop {
+            if at == Ino::ROOT {
+                break true;
+            }
+            if let Some(&known) = self.known.get(&at) {
+                break known;
+            }
+            let Some((up, name)) = view.link(at).filter(|_| below.len() < DEPTH_WALK_MAX) else {
+                break false;
+            };
+            below.push(at);
+            if self.entries.contains(&(*up, name.clone())) {
+                break false;
+            }
+            at = *up;
+        };
+        for ino in below {
+            self.known.insert(ino, steady);
+        }
+        steady
+    }
+}
+
 /// Both layers and the inodes whose items differ.
 struct Sides<'v, 'a> {
     old: &'v View<'a>,
@@ -190,10 +249,18 @@ impl Out {
     }
 }
 
-/// Classifies one candidate path (module doc, step 3).
-fn classify(sides: &Sides<'_, '_>, path: Vec<u8>, out: &mut Out) -> Result<()> {
-    let before = sides.old.resolve(&path)?;
-    let after = sides.new.resolve(&path)?;
+/// Classifies one candidate path (module doc, step 3); `held`: the directory holding its last
+/// entry and its name, when that directory has the same path in both layers.
+fn classify(
+    sides: &Sides<'_, '_>,
+    path: Vec<u8>,
+    held: Option<(Ino, Vec<u8>)>,
+    out: &mut Out,
+) -> Result<()> {
+    let (before, after) = match &held {
+        Some((dir, name)) => (sides.old.lookup(*dir, name)?, sides.new.lookup(*dir, name)?),
+        None => (sides.old.resolve(&path)?, sides.new.resolve(&path)?),
+    };
     match (before, after) {
         (None, None) => {}
         (None, Some(after)) => {
@@ -201,7 +268,7 @@ fn classify(sides: &Sides<'_, '_>, path: Vec<u8>, out: &mut Out) -> Result<()> {
             add_subtree(sides.new, after, &path, out)?;
         }
         (Some(_), None) => {
-            if sides.new.resolve(parent(&path))?.is_some() {
+            if held.is_some() || sides.new.resolve(parent(&path))?.is_some() {
                 out.put(path, ChangeKind::Deleted);
             }
         }

@@ -33,11 +33,13 @@ pub(crate) struct View<'a> {
     store: &'a dyn NodeStore,
     /// Paths of directories found so far (`None`: not reachable, e.g. an orphan).
     dir_paths: HashMap<Ino, Option<Vec<u8>>>,
+    /// The entry naming each directory walked up through: (its directory, its name).
+    links: HashMap<Ino, (Ino, Vec<u8>)>,
 }
 
 impl<'a> View<'a> {
     pub(crate) fn new(tree: &'a Tree, store: &'a dyn NodeStore) -> Self {
-        View { tree, store, dir_paths: HashMap::new() }
+        View { tree, store, dir_paths: HashMap::new(), links: HashMap::new() }
     }
 
     /// The entry `name` of directory `dir`.
@@ -108,27 +110,24 @@ impl<'a> View<'a> {
             }
         };
         let mut path = base;
+        let mut above = ino;
         for (ino, name) in chain.into_iter().rev() {
             if let Some(path) = path.as_mut() {
                 path.push(b'/');
                 path.extend_from_slice(&name);
             }
             self.dir_paths.insert(ino, path.clone());
+            self.links.insert(ino, (above, name));
+            above = ino;
         }
         Ok(path)
     }
 
-    /// Every path of `ino` (one per entry naming it whose directory is reachable).
-    pub(crate) fn paths(&mut self, ino: Ino) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
-        for (dir, name) in self.backrefs(ino, usize::MAX)? {
-            if let Some(mut path) = self.dir_path(dir)? {
-                path.push(b'/');
-                path.extend_from_slice(&name);
-                out.push(path);
-            }
-        }
-        Ok(out)
+    /// The entry naming directory `dir` (its directory and its name), known once `dir_path`
+    /// has walked through `dir` and found it reachable or not; `None` for the root and for
+    /// directories not walked yet.
+    pub(crate) fn link(&self, dir: Ino) -> Option<&(Ino, Vec<u8>)> {
+        self.links.get(&dir)
     }
 
     /// What `path` names, walking down from the root; `None` if a component is missing or a
