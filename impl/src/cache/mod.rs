@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - a cache never holds more than its capacity of entries (least recently used goes first);
-//!   `entries` and `by_age` always describe the same set (`check_invariants`);
+//!   `index` names every slot of `slots` once, and the recency list (`newer`/`older` links,
+//!   `newest` to `oldest`) runs through every slot once (`check_invariants`);
 //! - an entry is the content of its block as last written or read: writers `put` the new
 //!   content when they write a block, and freed blocks are `forget`-ten;
 //! - a reader that missed and loaded a block itself (`get_or_load`) caches what it loaded only
@@ -13,11 +14,21 @@
 //!   Any such change counts (one epoch counter for the whole cache), which keeps memory
 //!   bounded at the price of a few fills skipped. Modelled with loom (`loom_models` below).
 //! - an entry handed out stays valid for its holder after eviction (`Arc`).
+//!
+//! Why a list and not an ordered map of ages: every tree node a lookup reads is a hit here, so a
+//! hit must cost the same in a cache of 20 entries and in one of 16,384. Moving an entry to the
+//! front of a list is a few stores; re-keying it in a `BTreeMap` of ages walked a tree whose
+//! depth and cold cache lines grew with the cache (a third of a layer diff's time in a full
+//! cache, docs/benchmarks.md "Layer diff").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::sync::{Mutex, MutexGuard};
+
+/// No slot (the end of the recency list).
+const NIL: usize = usize::MAX;
 
 /// A least-recently-used cache of `Arc<V>` keyed by block number.
 #[derive(Debug)]
@@ -25,16 +36,53 @@ pub struct Lru<V> {
     inner: Mutex<Inner<V>>,
 }
 
+/// One cached block and its neighbours in recency order.
+#[derive(Debug)]
+struct Slot<V> {
+    block: u64,
+    value: Arc<V>,
+    /// The slot used just after this one (`NIL`: this is the newest).
+    newer: usize,
+    /// The slot used just before this one (`NIL`: this is the oldest).
+    older: usize,
+}
+
 #[derive(Debug)]
 struct Inner<V> {
     capacity: usize,
-    entries: HashMap<u64, (Arc<V>, u64)>,
-    by_age: BTreeMap<u64, u64>,
-    tick: u64,
+    /// Block number to its slot.
+    index: HashMap<u64, usize, BuildHasherDefault<BlockHasher>>,
+    /// The entries, dense (a removal moves the last slot into the hole).
+    slots: Vec<Slot<V>>,
+    newest: usize,
+    oldest: usize,
     /// Bumped by every change of content (`put`, `forget`, `clear`), not by fills.
     epoch: u64,
     hits: u64,
     misses: u64,
+}
+
+/// Hashes a block number with one multiplication (Fibonacci hashing, high half folded into the
+/// low one): block numbers come from the allocator, and SipHash cost as much as the rest of a
+/// hit.
+#[derive(Default)]
+struct BlockHasher(u64);
+
+impl Hasher for BlockHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
 }
 
 /// Counters of a cache.
@@ -46,34 +94,94 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "slot numbers come from `index` and the list links, which every method keeps \
+              within `slots` (check_invariants)"
+)]
 impl<V> Inner<V> {
+    /// Takes slot `i` out of the recency list (it stays in `slots`).
+    fn unlink(&mut self, i: usize) {
+        let (newer, older) = (self.slots[i].newer, self.slots[i].older);
+        if newer == NIL {
+            self.newest = older;
+        } else {
+            self.slots[newer].older = older;
+        }
+        if older == NIL {
+            self.oldest = newer;
+        } else {
+            self.slots[older].newer = newer;
+        }
+    }
+
+    /// Puts slot `i` (out of the list) at its newest end.
+    fn push_newest(&mut self, i: usize) {
+        self.slots[i].newer = NIL;
+        self.slots[i].older = self.newest;
+        if self.newest == NIL {
+            self.oldest = i;
+        } else {
+            self.slots[self.newest].newer = i;
+        }
+        self.newest = i;
+    }
+
+    /// Marks slot `i` as the most recently used.
+    fn touch(&mut self, i: usize) {
+        if self.newest != i {
+            self.unlink(i);
+            self.push_newest(i);
+        }
+    }
+
+    /// Drops slot `i`; the last slot moves into its place.
+    fn remove_slot(&mut self, i: usize) {
+        self.unlink(i);
+        let gone = self.slots.swap_remove(i);
+        self.index.remove(&gone.block);
+        if i == self.slots.len() {
+            return;
+        }
+        // The slot that was last now sits at `i`: repoint whatever named it.
+        let (block, newer, older) = (self.slots[i].block, self.slots[i].newer, self.slots[i].older);
+        self.index.insert(block, i);
+        if newer == NIL {
+            self.newest = i;
+        } else {
+            self.slots[newer].older = i;
+        }
+        if older == NIL {
+            self.oldest = i;
+        } else {
+            self.slots[older].newer = i;
+        }
+    }
+
     /// The entry for `block`, refreshed as most recently used; counts the hit or miss.
     fn lookup(&mut self, block: u64) -> Option<Arc<V>> {
-        self.tick += 1;
-        let tick = self.tick;
-        let Some((value, age)) = self.entries.get_mut(&block) else {
+        let Some(&i) = self.index.get(&block) else {
             self.misses += 1;
             return None;
         };
-        let old = std::mem::replace(age, tick);
-        let value = Arc::clone(value);
-        self.by_age.remove(&old);
-        self.by_age.insert(tick, block);
+        self.touch(i);
         self.hits += 1;
-        Some(value)
+        Some(Arc::clone(&self.slots[i].value))
     }
 
     /// Stores `value` for `block` as most recently used and evicts beyond capacity.
     fn insert(&mut self, block: u64, value: Arc<V>) {
-        self.tick += 1;
-        let tick = self.tick;
-        if let Some((_, old)) = self.entries.insert(block, (value, tick)) {
-            self.by_age.remove(&old);
+        if let Some(&i) = self.index.get(&block) {
+            self.slots[i].value = value;
+            self.touch(i);
+            return;
         }
-        self.by_age.insert(tick, block);
-        while self.entries.len() > self.capacity {
-            let Some((_, victim)) = self.by_age.pop_first() else { break };
-            self.entries.remove(&victim);
+        let i = self.slots.len();
+        self.slots.push(Slot { block, value, newer: NIL, older: NIL });
+        self.index.insert(block, i);
+        self.push_newest(i);
+        while self.slots.len() > self.capacity && self.oldest != NIL {
+            self.remove_slot(self.oldest);
         }
     }
 }
@@ -84,9 +192,10 @@ impl<V> Lru<V> {
         Lru {
             inner: Mutex::new(Inner {
                 capacity: capacity.max(1),
-                entries: HashMap::new(),
-                by_age: BTreeMap::new(),
-                tick: 0,
+                index: HashMap::default(),
+                slots: Vec::new(),
+                newest: NIL,
+                oldest: NIL,
                 epoch: 0,
                 hits: 0,
                 misses: 0,
@@ -138,8 +247,8 @@ impl<V> Lru<V> {
     pub fn forget(&self, block: u64) {
         let mut inner = self.lock();
         inner.epoch += 1;
-        if let Some((_, age)) = inner.entries.remove(&block) {
-            inner.by_age.remove(&age);
+        if let Some(&i) = inner.index.get(&block) {
+            inner.remove_slot(i);
         }
     }
 
@@ -147,32 +256,42 @@ impl<V> Lru<V> {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.epoch += 1;
-        inner.entries.clear();
-        inner.by_age.clear();
+        inner.index.clear();
+        inner.slots.clear();
+        inner.newest = NIL;
+        inner.oldest = NIL;
     }
 
     /// The cache's counters.
     pub fn stats(&self) -> CacheStats {
         let inner = self.lock();
         CacheStats {
-            entries: inner.entries.len(),
+            entries: inner.slots.len(),
             capacity: inner.capacity,
             hits: inner.hits,
             misses: inner.misses,
         }
     }
 
-    /// Asserts the invariants: within capacity, and `entries` and `by_age` describe the same
-    /// entries with the same ages.
+    /// Asserts the invariants: within capacity, `index` names each slot once, and the recency
+    /// list runs through every slot once, its links agreeing in both directions.
     pub fn check_invariants(&self) {
         let inner = self.lock();
-        assert!(inner.entries.len() <= inner.capacity, "{} entries", inner.entries.len());
-        assert_eq!(inner.entries.len(), inner.by_age.len(), "entries and ages");
-        for (age, block) in &inner.by_age {
-            let entry_age = inner.entries.get(block).map(|(_, age)| *age);
-            assert_eq!(entry_age, Some(*age), "block {block} listed at age {age}");
-            assert!(*age <= inner.tick, "age {age} after tick {}", inner.tick);
+        let len = inner.slots.len();
+        assert!(len <= inner.capacity, "{len} entries");
+        assert_eq!(inner.index.len(), len, "index and slots");
+        for (block, &i) in &inner.index {
+            assert_eq!(inner.slots.get(i).map(|s| s.block), Some(*block), "block {block} at {i}");
         }
+        let (mut at, mut newer, mut walked) = (inner.newest, NIL, 0usize);
+        while at != NIL {
+            assert!(walked < len, "the recency list loops");
+            let slot = inner.slots.get(at);
+            assert_eq!(slot.map(|s| s.newer), Some(newer), "slot {at} links back wrong");
+            (newer, at, walked) = (at, slot.map_or(NIL, |s| s.older), walked + 1);
+        }
+        assert_eq!(walked, len, "the recency list misses slots");
+        assert_eq!(inner.oldest, newer, "the oldest end");
     }
 }
 
@@ -196,6 +315,59 @@ mod tests {
         assert_eq!(cache.stats().entries, 2);
         cache.forget(999);
         assert!(cache.get(999).is_none());
+        cache.check_invariants();
+    }
+
+    /// Random gets, puts and forgets against a list kept in recency order by hand: the same
+    /// entries, evicted in the same order. Replayable: the seed is printed.
+    #[test]
+    fn random_operations_match_a_recency_list() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        println!("seed {seed}");
+        let mut state = seed;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let cache = Lru::new(8);
+        // Oldest first.
+        let mut model: Vec<(u64, u64)> = Vec::new();
+        for step in 0..20_000u64 {
+            let block = next(24);
+            match next(3) {
+                0 => {
+                    let got = cache.get(block).map(|v| *v);
+                    let at = model.iter().position(|(b, _)| *b == block);
+                    let want = at.and_then(|at| model.get(at)).map(|e| e.1);
+                    assert_eq!(got, want, "seed {seed} step {step}");
+                    if let Some(at) = at {
+                        let entry = model.remove(at);
+                        model.push(entry);
+                    }
+                }
+                1 => {
+                    cache.put(block, Arc::new(step));
+                    model.retain(|(b, _)| *b != block);
+                    model.push((block, step));
+                    if model.len() > 8 {
+                        model.remove(0);
+                    }
+                }
+                _ => {
+                    cache.forget(block);
+                    model.retain(|(b, _)| *b != block);
+                }
+            }
+            assert_eq!(cache.stats().entries, model.len(), "seed {seed} step {step}");
+            if step % 97 == 0 {
+                cache.check_invariants();
+            }
+        }
         cache.check_invariants();
     }
 
