@@ -4,25 +4,18 @@
 //! cores the same diff measured 46 to 91 us. The thread's CPU time counts only its own running,
 //! so the ratio of two benches means what it says (cache contention from neighbours remains).
 //!
-//! Source: the first field of `/proc/thread-self/schedstat`, nanoseconds this thread has run
-//! (Linux; the kernel keeps it without schedstats enabled). Criterion reads it once before and
-//! once after each batch of iterations, so the read's own cost (a few microseconds) is spread
-//! over the batch. Where the file cannot be read the measurement panics: a bench that silently
-//! measured nothing would be worse.
-
-use std::fs;
+//! Source: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` through the `cpu-time` crate (the kernel
+//! brings the running thread's count up to date on every read; `/proc/thread-self/schedstat`
+//! would not, and moves only at scheduler ticks). Criterion reads it once before and once
+//! after each batch of iterations.
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::Throughput;
 
 /// Nanoseconds of CPU the calling thread has used.
 pub fn thread_cpu_ns() -> u64 {
-    let text = fs::read_to_string("/proc/thread-self/schedstat")
-        .unwrap_or_else(|e| panic!("ThreadCpu needs /proc/thread-self/schedstat: {e}"));
-    let first = text.split_whitespace().next().unwrap_or("");
-    first
-        .parse()
-        .unwrap_or_else(|e| panic!("/proc/thread-self/schedstat holds {text:?}: {e}"))
+    let used = cpu_time::ThreadTime::now().as_duration();
+    u64::try_from(used.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// CPU time of the thread running the bench, in nanoseconds (criterion measurement).
