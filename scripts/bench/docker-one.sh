@@ -117,6 +117,30 @@ cached_kb() {
   awk '/^Cached:/ { print $2 }' /proc/meminfo
 }
 
+# The page cache (MiB) the mem test's containers hold, without what the rest of the machine
+# does meanwhile: the cache charged to each container's memory cgroup (cgroup v1 total_cache:
+# pages a container's reads brought in, a shared page counted once, for the container that read
+# it first), plus for the FUSE drivers the cached pages of their backing files under the run's
+# directory (fincore: the lcfs image file, fuse-overlayfs's lower files), which the storage
+# daemon reads in its own cgroup.
+charged_cache_mb() {
+  local i pid memcg bytes=0 c
+  for ((i = 1; i <= MEM_CONTAINERS; i++)); do
+    pid=$(dk inspect -f '{{.State.Pid}}' "mem$i")
+    memcg=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$pid/cgroup")
+    c=$(awk '$1 == "total_cache" { print $2 }' "/sys/fs/cgroup/memory$memcg/memory.stat" 2>/dev/null || echo 0)
+    bytes=$((bytes + ${c:-0}))
+  done
+  case $DRIVER in
+    lcfs | fuse-overlayfs)
+      c=$(find "$W" -xdev -type f -print0 | xargs -0 -r fincore --bytes --noheadings --output RES 2>/dev/null \
+        | awk '{ s += $1 } END { printf "%d", s }')
+      bytes=$((bytes + ${c:-0}))
+      ;;
+  esac
+  awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }'
+}
+
 # ---- the tests -------------------------------------------------------------------------------
 
 # docker pull of each of PULL_IMAGES from the local registry (kept: later tests use them).
@@ -175,8 +199,9 @@ t_commit() {
 }
 
 # MEM_CONTAINERS containers of the mem image each read its MEM_MB MiB file once and stay up: the
-# growth of the page cache (Cached in /proc/meminfo) and the RSS of the storage's user-space
-# daemon, if any. The containers are started first and wait for a file to appear in a directory
+# growth of the page cache (Cached in /proc/meminfo: the whole machine's, so other work counts
+# too), the page cache charged to the containers and the storage daemon (charged_cache_mb), and
+# the RSS of the storage's user-space daemon, if any. The containers are started first and wait for a file to appear in a directory
 # bind-mounted into them; caches are dropped just before it appears, so that the measured window
 # holds the reads and not the start of the containers (runc, shims: the same for every driver).
 t_mem() {
@@ -202,6 +227,7 @@ t_mem() {
   c1=$(cached_kb)
   rss=$(storage_rss_mb)
   record mem-cache "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 1024 }')" MiB
+  record mem-charged "$(charged_cache_mb)" MiB
   record mem-rss "$rss" MiB
   for ((i = 1; i <= MEM_CONTAINERS; i++)); do dk rm -f "mem$i"; done
   rm -rf "$go"

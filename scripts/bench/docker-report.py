@@ -19,7 +19,8 @@ LABELS = {
     "pull-layers": "pull layers (busybox + 5 COPY layers)",
     "build": "docker build",
     "commit": "docker commit ({COMMIT_MB} MiB written)",
-    "mem-cache": "page cache growth, {MEM_CONTAINERS} containers x {MEM_MB} MiB (MiB)",
+    "mem-cache": "{MEM_CONTAINERS} containers read one {MEM_MB} MiB file: Cached growth, /proc/meminfo (MiB)",
+    "mem-charged": "... page cache of the containers' cgroups + FUSE backing files (MiB)",
     "mem-rss": "storage daemon RSS (MiB; 0 = kernel)",
 }
 
@@ -50,7 +51,7 @@ def order_key(test):
         return (head.index(test), 0)
     if test.startswith("create-") or test.startswith("rm-"):
         return (10, int(test.split("-")[1]) * 2 + (1 if test.startswith("rm-") else 0))
-    tail = ["cd-total", "commit", "mem-cache", "mem-rss"]
+    tail = ["cd-total", "commit", "mem-cache", "mem-charged", "mem-rss"]
     return (20 + (tail.index(test) if test in tail else 9), 0)
 
 
