@@ -4,8 +4,10 @@ engine's overlay2, the skipped configurations and failed tests; draws create.png
 remove time by container count) and build.png (build time by configuration) when matplotlib
 imports. stdlib otherwise.
 
-  docker-report.py OUTDIR   reads OUTDIR/{samples.csv,meta.txt,skipped.txt,failures.txt},
-                            writes OUTDIR/results.md (and the PNGs), prints the markdown
+  docker-report.py OUTDIR [RUNDIR...]
+      reads OUTDIR/{samples.csv,meta.txt,skipped.txt,failures.txt}, writes OUTDIR/results.md (and
+      the PNGs), prints the markdown. Each RUNDIR is another run's output directory (same
+      settings) whose samples count as further repetitions.
 """
 import csv
 import os
@@ -55,7 +57,7 @@ def order_key(test):
     return (20 + (tail.index(test) if test in tail else 9), 0)
 
 
-def main(out):
+def main(out, more):
     meta = {}
     with open(os.path.join(out, "meta.txt")) as f:
         for line in f:
@@ -65,15 +67,34 @@ def main(out):
     samples = {}
     loads = []
     per_rep = {}
-    with open(os.path.join(out, "samples.csv")) as f:
-        for row in csv.DictReader(f):
-            v = float(row["value"])
-            samples.setdefault((row["test"], row["config"]), []).append(v)
-            loads.append(float(row["load1"]))
-            t = row["test"]
-            if t.startswith("create-") or t.startswith("rm-"):
-                key = (row["rep"], row["config"])
-                per_rep[key] = per_rep.get(key, 0.0) + v
+    rows = []
+    reps = 0
+    for i, d in enumerate([out] + more):
+        with open(os.path.join(d, "samples.csv")) as f:
+            run_rows = list(csv.DictReader(f))
+        for row in run_rows:
+            row["rep"] = str(int(row["rep"]) + reps)
+        reps = max([reps] + [int(r["rep"]) for r in run_rows])
+        rows.extend(run_rows)
+        if i > 0:
+            other = {}
+            with open(os.path.join(d, "meta.txt")) as f:
+                for line in f:
+                    if "=" in line:
+                        k, v = line.rstrip("\n").split("=", 1)
+                        other[k] = v
+            meta["DATE"] += " and " + other.get("DATE", "?")
+            meta["LOAD_START"] += " / " + other.get("LOAD_START", "?")
+            meta["LOAD_END"] += " / " + other.get("LOAD_END", "?")
+    meta["REPEAT"] = str(reps)
+    for row in rows:
+        v = float(row["value"])
+        samples.setdefault((row["test"], row["config"]), []).append(v)
+        loads.append(float(row["load1"]))
+        t = row["test"]
+        if t.startswith("create-") or t.startswith("rm-"):
+            key = (row["rep"], row["config"])
+            per_rep[key] = per_rep.get(key, 0.0) + v
     for (rep, config), v in per_rep.items():
         samples.setdefault(("cd-total", config), []).append(v)
     med = {k: statistics.median(v) for k, v in samples.items()}
@@ -195,4 +216,4 @@ def draw(out, med, configs, seen, meta):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])
