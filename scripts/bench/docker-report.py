@@ -138,6 +138,21 @@ def main(out, more):
             if e:
                 lines.append(f"- {c}: {e}")
         lines.append("")
+    if int(meta.get("REPEAT", "1")) > 1:
+        key_tests = [t for t in ("pull-debian", "pull-layers", "build", "cd-total", "commit", "mem-charged") if t in tests]
+        lines.append("Spread, min to max over the repetitions:")
+        lines.append("")
+        lines.append("| configuration | " + " | ".join(key_tests) + " |")
+        lines.append("|---|" + "---:|" * len(key_tests))
+        for c in configs:
+            if c not in seen:
+                continue
+            cells = []
+            for t in key_tests:
+                v = samples.get((t, c))
+                cells.append(f"{fmt(min(v))} to {fmt(max(v))}" if v else "-")
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        lines.append("")
     skipped = []
     p = os.path.join(out, "skipped.txt")
     if os.path.exists(p):
