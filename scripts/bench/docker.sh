@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench-docker (issue 7, part 3): the original LCFS benchmarks (lcfs-original.md §9) through
+# make bench-docker (issue 7, part 3): the original LCFS's published Docker benchmarks through
 # real engines, lcfs against Docker's and containerd's own drivers on the same machine, the
 # configurations interleaved (rotated) within each repetition, medians over REPEAT.
 #
