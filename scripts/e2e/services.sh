@@ -153,6 +153,7 @@ detach_lcfs_mounts() {
 # given (DOCKER_STORAGE_DRIVER=$DRIVER) and, for lcfs, whether its differ is used (LCFS_DIFFER).
 # containerd: the fetched Docker 28 (26) in ENGINE_DIR on its own containerd; plugin: bookworm's
 # Docker 20.10, which starts bookworm's containerd itself.
+# shellcheck disable=SC2034 # ENGINE_NAME is for the callers (route.sh, bench/docker-one.sh)
 set_engine() {
   DOCKER_STORAGE_DRIVER=$DRIVER
   case $ROUTE in
