@@ -28,3 +28,12 @@ clean:
 .PHONY: e2e-docker
 e2e-docker:
 	bash scripts/e2e/run.sh
+
+# The original LCFS benchmarks through real engines (root; installs and fetches what it needs):
+# lcfs as containerd snapshotter (Docker 28) and as graph-driver plugin (Docker 20.10) against
+# overlay2, fuse-overlayfs, vfs and containerd's overlayfs; pull, build, create/rm, commit,
+# page cache. REPEAT=3 by default; QUICK=1 for a smoke run (bash scripts/bench/docker.sh --help).
+# Results in target/bench-docker/. Not part of `make test`.
+.PHONY: bench-docker
+bench-docker:
+	bash scripts/bench/docker.sh

@@ -80,6 +80,20 @@ E2E_TIMINGS=()
 E2E_STEP=
 E2E_STEP_LOG=
 
+# Runs a step that may fail without ending the script: try_step "what it does" COMMAND [ARGS...];
+# its exit status goes to TRY_RC and try_step returns 0. The step runs in a subshell with errexit
+# on, so variables it sets are lost. (Call it as a plain command: as an `if` or `||` condition,
+# bash would turn errexit off inside the step, even a `set -e` there.)
+try_step() {
+  set +e
+  (set -e; step "$@")
+  TRY_RC=$?
+  set -e
+  E2E_STEP_NO=$((E2E_STEP_NO + 1))
+  [ "$TRY_RC" = 0 ] || echo "e2e: [$E2E_STEP_NO] FAILED (exit status $TRY_RC): $1; its log: $(printf '%s/step-%02d.log' "$E2E_STEP_DIR" "$E2E_STEP_NO")" >&3
+}
+TRY_RC=0
+
 # On a failing exit: names the step that failed (if any) with its time and its log's tail, then
 # the tails of the daemons' logs. Called first by the EXIT trap with the exit status.
 report_failure() {

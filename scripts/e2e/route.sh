@@ -22,64 +22,15 @@ source "$E2E_ROOT/scripts/e2e/workload.sh"
 ROUTE=${1:?usage: route.sh containerd|plugin DRIVER}
 DRIVER=${2:?usage: route.sh containerd|plugin DRIVER}
 
-# Sets the route's engine (DOCKERD, DOCKER_CLI, PATH, ENGINE_NAME) and the storage driver
-# dockerd is given (DOCKER_STORAGE_DRIVER); refuses a driver the route cannot use.
+# Refuses a driver the route cannot use, then sets the route's engine and the storage driver
+# dockerd is given (set_engine, services.sh).
 choose_engine() {
   case "$ROUTE/$DRIVER" in
     containerd/lcfs | containerd/overlayfs | containerd/overlay2 | plugin/lcfs | plugin/overlay2) ;;
     plugin/overlayfs) die "the plugin route (Docker 20.10) has no containerd image store: use overlay2 there" ;;
     *) die "unknown route or driver: $ROUTE $DRIVER (routes: containerd, plugin; drivers: lcfs, overlayfs, overlay2)" ;;
   esac
-  DOCKER_STORAGE_DRIVER=$DRIVER
-  case $ROUTE in
-    containerd)
-      [ -x "${ENGINE_DIR:-}/usr/sbin/dockerd" ] || die "ENGINE_DIR does not hold a dockerd (run.sh fetches it)"
-      export PATH=$ENGINE_DIR/usr/bin:$ENGINE_DIR/usr/sbin:/usr/sbin:/usr/bin:/sbin:/bin
-      DOCKERD=$ENGINE_DIR/usr/sbin/dockerd
-      DOCKER_CLI=$ENGINE_DIR/usr/bin/docker
-      [ -x "$DOCKER_CLI" ] || DOCKER_CLI=$(command -v docker)
-      ENGINE_NAME="Docker $("$DOCKERD" --version | sed 's/^Docker version \([^,+]*\).*/\1/') + containerd $(containerd --version | awk '{ print $3 }' | sed 's/[~+].*//')"
-      ;;
-    plugin)
-      # bookworm's Docker 20.10, which starts bookworm's containerd found on this PATH.
-      export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-      DOCKERD=/usr/sbin/dockerd
-      DOCKER_CLI=/usr/bin/docker
-      ENGINE_NAME="Docker $("$DOCKERD" --version | sed 's/^Docker version \([^,+]*\).*/\1/') + containerd $(containerd --version | awk '{ print $3 }' | sed 's/[~+].*//')"
-      ;;
-  esac
-  LCFS_DIFFER=no
-  if [ "$DRIVER" = lcfs ]; then
-    [ -x "${LCFS:-}" ] || die "LCFS does not name the lcfs binary (run.sh builds it)"
-    [ "$ROUTE" != containerd ] || LCFS_DIFFER=$(use_lcfs_differ)
-  fi
-}
-
-# What exists before the run in the shared places Docker writes to, so that teardown removes only
-# what this run created there: /etc/docker/key.json (Docker 20.10) and /run/docker/plugins,
-# /run/docker, /run/containerd (whose subdirectories the shims make), /etc/docker (directories,
-# removed only when left empty, deepest first).
-SHARED_DIRS=(/run/docker/plugins /run/docker /run/containerd/s /run/containerd/fifo
-  /run/containerd/runc/moby /run/containerd/runc /run/containerd /etc/docker)
-note_shared_state() {
-  KEY_JSON_EXISTED=no
-  [ ! -e /etc/docker/key.json ] || KEY_JSON_EXISTED=yes
-  NEW_DIRS=()
-  local d
-  for d in "${SHARED_DIRS[@]}"; do
-    [ -e "$d" ] || NEW_DIRS+=("$d")
-  done
-}
-
-# Puts those shared places back as they were found (see note_shared_state).
-restore_shared_state() {
-  if [ "$KEY_JSON_EXISTED" = no ] && [ -e /etc/docker/key.json ]; then
-    rm -f /etc/docker/key.json
-  fi
-  local d
-  for d in "${NEW_DIRS[@]}"; do
-    [ ! -d "$d" ] || rmdir "$d" 2>/dev/null || true
-  done
+  set_engine
 }
 
 # Makes the run's directories: TOP (mktemp under /tmp), its logs in TOP/logs and step logs in

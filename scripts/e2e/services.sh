@@ -3,7 +3,8 @@
 # lcfs daemon (its FUSE mount plus the snapshotter or graph-driver socket), a containerd with its
 # own configuration, a dockerd with its own data-root, exec-root, socket and pidfile, and a local
 # registry. Every start registers its stop on the cleanup stack (lib.sh), so the EXIT trap stops
-# them in reverse order, by PID. Sourced by route.sh after lib.sh.
+# them in reverse order, by PID. Sourced by route.sh after lib.sh, and by the Docker benchmark
+# (scripts/bench/docker.sh, docker-one.sh).
 
 # Cleanup commands are strings evaluated at exit, so that they see the PIDs of that moment.
 # shellcheck disable=SC2016
@@ -146,6 +147,66 @@ detach_lcfs_mounts() {
   done
 }
 
+# ---- the engine ----------------------------------------------------------------------------
+
+# Sets the engine of $ROUTE (DOCKERD, DOCKER_CLI, PATH, ENGINE_NAME), the storage driver dockerd is
+# given (DOCKER_STORAGE_DRIVER=$DRIVER) and, for lcfs, whether its differ is used (LCFS_DIFFER).
+# containerd: the fetched Docker 28 (26) in ENGINE_DIR on its own containerd; plugin: bookworm's
+# Docker 20.10, which starts bookworm's containerd itself.
+# shellcheck disable=SC2034 # ENGINE_NAME is for the callers (route.sh, bench/docker-one.sh)
+set_engine() {
+  DOCKER_STORAGE_DRIVER=$DRIVER
+  case $ROUTE in
+    containerd)
+      [ -x "${ENGINE_DIR:-}/usr/sbin/dockerd" ] || die "ENGINE_DIR does not hold a dockerd (run.sh fetches it)"
+      export PATH=$ENGINE_DIR/usr/bin:$ENGINE_DIR/usr/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+      DOCKERD=$ENGINE_DIR/usr/sbin/dockerd
+      DOCKER_CLI=$ENGINE_DIR/usr/bin/docker
+      [ -x "$DOCKER_CLI" ] || DOCKER_CLI=$(command -v docker)
+      ENGINE_NAME="Docker $("$DOCKERD" --version | sed 's/^Docker version \([^,+]*\).*/\1/') + containerd $(containerd --version | awk '{ print $3 }' | sed 's/[~+].*//')"
+      ;;
+    plugin)
+      # bookworm's Docker 20.10, which starts bookworm's containerd found on this PATH.
+      export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+      DOCKERD=/usr/sbin/dockerd
+      DOCKER_CLI=/usr/bin/docker
+      ENGINE_NAME="Docker $("$DOCKERD" --version | sed 's/^Docker version \([^,+]*\).*/\1/') + containerd $(containerd --version | awk '{ print $3 }' | sed 's/[~+].*//')"
+      ;;
+  esac
+  LCFS_DIFFER=no
+  if [ "$DRIVER" = lcfs ]; then
+    [ -x "${LCFS:-}" ] || die "LCFS does not name the lcfs binary (run.sh builds it)"
+    [ "$ROUTE" != containerd ] || LCFS_DIFFER=$(use_lcfs_differ)
+  fi
+}
+
+# What exists before a run in the shared places Docker writes to, so that teardown removes only
+# what the run created there: /etc/docker/key.json (Docker 20.10) and /run/docker/plugins,
+# /run/docker, /run/containerd (whose subdirectories the shims make), /etc/docker (directories,
+# removed only when left empty, deepest first).
+SHARED_DIRS=(/run/docker/plugins /run/docker /run/containerd/s /run/containerd/fifo
+  /run/containerd/runc/moby /run/containerd/runc /run/containerd /etc/docker)
+note_shared_state() {
+  KEY_JSON_EXISTED=no
+  [ ! -e /etc/docker/key.json ] || KEY_JSON_EXISTED=yes
+  NEW_DIRS=()
+  local d
+  for d in "${SHARED_DIRS[@]}"; do
+    [ -e "$d" ] || NEW_DIRS+=("$d")
+  done
+}
+
+# Puts those shared places back as they were found (see note_shared_state).
+restore_shared_state() {
+  if [ "$KEY_JSON_EXISTED" = no ] && [ -e /etc/docker/key.json ]; then
+    rm -f /etc/docker/key.json
+  fi
+  local d
+  for d in "${NEW_DIRS[@]}"; do
+    [ ! -d "$d" ] || rmdir "$d" 2>/dev/null || true
+  done
+}
+
 # ---- containerd ----------------------------------------------------------------------------
 
 # Writes $W/containerd/config.toml: its own root, state and gRPC socket, CRI disabled, and for
@@ -218,8 +279,9 @@ start_containerd() {
 # Starts a private dockerd as a child of this shell (DOCKERD_PID): data-root, exec-root, socket
 # and pidfile under $W/docker, networking off, its own --config-file (so /etc/docker/daemon.json
 # is not read), the route's storage driver. containerd route: Docker 28 on our containerd, with
-# the containerd image store for lcfs and overlayfs; plugin route: Docker 20.10 managing its own
-# containerd, --experimental for the lcfs plugin. Returns once the daemon answers.
+# the containerd image store for lcfs and overlayfs (dockerd's graph drivers otherwise: overlay2,
+# fuse-overlayfs, vfs); plugin route: Docker 20.10 managing its own containerd, --experimental
+# for the lcfs plugin. Returns once the daemon answers.
 start_dockerd() {
   local d=$W/docker
   mkdir -p "$d/data" "$d/exec" "$W/docker-config"
@@ -232,11 +294,12 @@ start_dockerd() {
   case $ROUTE in
     containerd)
       args+=(--containerd "$CONTAINERD_SOCK")
-      if [ "$DRIVER" = overlay2 ]; then
-        echo '{"features":{"containerd-snapshotter":false}}' > "$d/daemon.json"
-      else
-        echo '{"features":{"containerd-snapshotter":true}}' > "$d/daemon.json"
-      fi
+      # lcfs and overlayfs are containerd snapshotters (the containerd image store); overlay2,
+      # fuse-overlayfs and vfs are dockerd's own graph drivers.
+      case $DRIVER in
+        lcfs | overlayfs) echo '{"features":{"containerd-snapshotter":true}}' > "$d/daemon.json" ;;
+        *) echo '{"features":{"containerd-snapshotter":false}}' > "$d/daemon.json" ;;
+      esac
       ;;
     plugin)
       echo '{}' > "$d/daemon.json"
