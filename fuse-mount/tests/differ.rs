@@ -52,6 +52,11 @@ mod api {
                     tonic::include_proto!("containerd.services.content.v1");
                 }
             }
+            pub mod leases {
+                pub mod v1 {
+                    tonic::include_proto!("containerd.services.leases.v1");
+                }
+            }
             pub mod diff {
                 pub mod v1 {
                     tonic::include_proto!("containerd.services.diff.v1");
@@ -131,7 +136,6 @@ impl Daemon {
             annotations: HashMap::new(),
         }
     }
-
 
     async fn clients(&self) -> Clients {
         let channel = common::grpc_channel(&self.socket).await;
@@ -670,6 +674,8 @@ use api::containerd::services::content::v1::{
     AbortRequest, InfoRequest, InfoResponse, UpdateRequest, UpdateResponse, WriteAction,
     WriteContentRequest, WriteContentResponse,
 };
+use api::containerd::services::leases::v1::leases_server::{Leases, LeasesServer};
+use api::containerd::services::leases::v1::{CreateRequest, CreateResponse, DeleteRequest, Lease};
 use containerd_snapshots::api::snapshots::v1::ViewSnapshotRequest;
 use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status, Streaming};
@@ -686,6 +692,11 @@ struct ContentState {
     uploads: HashMap<String, Vec<u8>>,
     /// The namespace header of every call.
     namespaces: Vec<String>,
+    /// The lease header of every Write stream.
+    write_leases: Vec<String>,
+    /// Leases created (their labels) and deleted.
+    leases: Vec<HashMap<String, String>>,
+    deleted_leases: Vec<String>,
     /// Write streams opened, WRITE messages received, refs aborted.
     streams: usize,
     writes: usize,
@@ -726,7 +737,9 @@ impl FakeContent {
         let mut st = self.state();
         if reference.is_empty() {
             if req.r#ref.is_empty() {
-                return Err(Status::invalid_argument("first message must have a reference"));
+                return Err(Status::invalid_argument(
+                    "first message must have a reference",
+                ));
             }
             *reference = req.r#ref.clone();
         }
@@ -744,7 +757,9 @@ impl FakeContent {
         if action == WriteAction::Write {
             st.writes += 1;
             if st.fail_writes {
-                return Err(Status::resource_exhausted("fake content store: no space left"));
+                return Err(Status::resource_exhausted(
+                    "fake content store: no space left",
+                ));
             }
         }
         let data = st.uploads.entry(reference.clone()).or_default();
@@ -823,6 +838,12 @@ impl Content for FakeContent {
         request: Request<Streaming<WriteContentRequest>>,
     ) -> Result<Response<Self::WriteStream>, Status> {
         self.saw(&request);
+        let lease = request
+            .metadata()
+            .get("containerd-lease")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        self.state().write_leases.push(lease);
         self.state().streams += 1;
         let mut incoming = request.into_inner();
         let (replies, stream) = tokio::sync::mpsc::channel(4);
@@ -857,6 +878,32 @@ impl Content for FakeContent {
     }
 }
 
+#[tonic::async_trait]
+impl Leases for FakeContent {
+    async fn create(
+        &self,
+        request: Request<CreateRequest>,
+    ) -> Result<Response<CreateResponse>, Status> {
+        self.saw(&request);
+        let mut st = self.state();
+        st.leases.push(request.into_inner().labels);
+        let id = format!("lease-{}", st.leases.len());
+        Ok(Response::new(CreateResponse {
+            lease: Some(Lease {
+                id,
+                ..Lease::default()
+            }),
+        }))
+    }
+
+    async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<()>, Status> {
+        self.saw(&request);
+        let id = request.into_inner().id;
+        self.state().deleted_leases.push(id);
+        Ok(Response::new(()))
+    }
+}
+
 /// Serves `fake` on `socket` in the background (this test's runtime).
 fn serve_content(fake: &FakeContent, socket: &Path) {
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
@@ -876,6 +923,7 @@ fn serve_content(fake: &FakeContent, socket: &Path) {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
+            .add_service(LeasesServer::new(fake.clone()))
             .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(incoming)),
     );
 }
@@ -1007,11 +1055,20 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let m = std::fs::symlink_metadata(&path).unwrap();
             let value = if m.is_symlink() {
                 let mut v = b"-> ".to_vec();
-                v.extend(std::fs::read_link(&path).unwrap().as_os_str().as_encoded_bytes());
+                v.extend(
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
                 v
             } else if m.is_dir() {
                 stack.push(path.clone());
@@ -1046,11 +1103,26 @@ async fn diff_writes_a_layers_changes_into_the_content_store() {
     assert_eq!(entries["data/hello.txt"], b"hello from the child\n");
     assert_eq!(entries["data/link"], b"hello.txt");
     assert_eq!(entries["data/noise"].len(), 2_500_000);
-    assert!(!entries.contains_key("var/cache/a"), "unchanged files stay out");
+    assert!(
+        !entries.contains_key("var/cache/a"),
+        "unchanged files stay out"
+    );
     {
         let st = fake.state();
         assert!(st.uploads.is_empty(), "nothing left uncommitted");
-        assert!(st.namespaces.iter().all(|n| n == NAMESPACE), "{:?}", st.namespaces);
+        assert!(
+            st.namespaces.iter().all(|n| n == NAMESPACE),
+            "{:?}",
+            st.namespaces
+        );
+        // The upload ran under a lease of its own, which expires by itself.
+        assert_eq!(st.write_leases, ["lease-1"]);
+        assert!(
+            st.leases[0]["containerd.io/gc.expire"].ends_with('Z'),
+            "{:?}",
+            st.leases
+        );
+        assert!(st.deleted_leases.is_empty());
     }
 
     // The blob applied on the base gives the child's tree back.
@@ -1122,7 +1194,12 @@ async fn diff_declines_what_is_not_a_layer_against_its_parent() {
         ("not lcfs", &outside, &child, TAR_GZIP),
         ("not lcfs", &view, &outside, TAR_GZIP),
         ("two mounts", &view, &two, TAR_GZIP),
-        ("zstd", &view, &child, "application/vnd.oci.image.layer.v1.tar+zstd"),
+        (
+            "zstd",
+            &view,
+            &child,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
         ("docker", &view, &child, DOCKER_GZIP),
     ] {
         let e = c.diff_of(left, right, media).await.unwrap_err();
@@ -1164,6 +1241,7 @@ async fn a_failing_content_service_fails_the_diff_and_commits_nothing() {
         assert!(st.blobs.is_empty(), "nothing committed");
         assert!(st.uploads.is_empty(), "the upload was aborted");
         assert_eq!(st.aborted.len(), 1);
+        assert_eq!(st.deleted_leases, ["lease-1"], "its lease deleted");
     }
 
     // Once the service works again, so does the Diff.

@@ -6,9 +6,16 @@
 //! ends with COMMIT carrying the size, the digest and the labels, which containerd checks
 //! before it stores the blob under its digest.
 //!
+//! containerd garbage-collects content that nothing references and no lease holds, and it
+//! forwards its caller's namespace to proxy plugins but not its caller's lease: so the upload
+//! runs under a lease of its own (Leases/Create), which expires by itself after
+//! [`LEASE_SECONDS`] (label `containerd.io/gc.expire`), by when the caller (Docker's commit)
+//! references the blob from its image; a failed upload deletes it at once.
+//!
 //! Invariants:
-//! - the caller's `containerd-namespace` (and `containerd-lease`, when containerd forwarded
-//!   one) header goes with every call: the blob belongs to the caller's namespace (and lease);
+//! - the caller's `containerd-namespace` header goes with every call, and a `containerd-lease`
+//!   one (the caller's, when containerd forwarded it, else the upload's own): the blob belongs
+//!   to the caller's namespace and is held until it is referenced;
 //! - nothing is committed unless every byte was produced and accepted: a producer failure or a
 //!   content-service failure ends the stream without COMMIT, and a ref this differ made up is
 //!   aborted (best effort: containerd also drops stale uploads by itself);
@@ -32,17 +39,28 @@ use super::api::containerd::services::content::v1::{
     AbortRequest, InfoRequest, UpdateRequest, WriteAction, WriteContentRequest,
     WriteContentResponse,
 };
+use super::api::containerd::services::leases::v1::leases_client::LeasesClient;
+use super::api::containerd::services::leases::v1::{CreateRequest, DeleteRequest};
 use super::ops::Failure;
 
 /// The label containerd's differs put on a compressed layer: the digest of its tar.
 pub const UNCOMPRESSED: &str = "containerd.io/uncompressed";
 
 /// The request headers containerd reads its context from, forwarded on every call.
-const FORWARDED: [&str; 2] = ["containerd-namespace", "containerd-lease"];
+const FORWARDED: [&str; 2] = ["containerd-namespace", LEASE_HEADER];
+
+/// The header naming the lease a call runs under.
+const LEASE_HEADER: &str = "containerd-lease";
+
+/// How long the lease of an upload holds the blob (containerd's own clients take 24 hours).
+pub const LEASE_SECONDS: u64 = 3600;
 
 /// A connection to containerd's Content service, with the headers of the Diff it serves.
 pub struct Store {
     client: ContentClient<Channel>,
+    leases: LeasesClient<Channel>,
+    /// The lease this upload created (none when the caller's holds it).
+    own_lease: Option<String>,
     headers: Vec<(
         &'static str,
         tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
@@ -79,15 +97,45 @@ impl Store {
             .filter_map(|&key| incoming.get(key).map(|v| (key, v.clone())))
             .collect();
         Ok(Store {
-            client: ContentClient::new(channel),
+            client: ContentClient::new(channel.clone()),
+            leases: LeasesClient::new(channel),
+            own_lease: None,
             headers,
             address: shown,
         })
     }
 
-    /// Whether the Diff came with a lease (containerd forwarded `containerd-lease`).
-    pub fn leased(&self) -> bool {
-        self.headers.iter().any(|(k, _)| *k == "containerd-lease")
+    /// The lease the upload runs under: the caller's, or one created here that expires after
+    /// [`LEASE_SECONDS`].
+    pub async fn hold(&mut self) -> Result<String, Failure> {
+        if let Some((_, lease)) = self.headers.iter().find(|(k, _)| *k == LEASE_HEADER) {
+            return Ok(format!(
+                "the caller's lease {}",
+                lease.to_str().unwrap_or("(not text)")
+            ));
+        }
+        let expires = SystemTime::now() + std::time::Duration::from_secs(LEASE_SECONDS);
+        let create = CreateRequest {
+            id: String::new(),
+            labels: HashMap::from([("containerd.io/gc.expire".to_string(), rfc3339(expires))]),
+        };
+        let lease = self
+            .leases
+            .create(self.request(create))
+            .await
+            .map_err(|s| self.failure("creating a lease for the diff", &s))?
+            .into_inner()
+            .lease
+            .unwrap_or_default();
+        let value = lease.id.parse().map_err(|_| {
+            Failure::internal(format!(
+                "containerd made a lease id {:?} that is not a header",
+                lease.id
+            ))
+        })?;
+        self.headers.push((LEASE_HEADER, value));
+        self.own_lease = Some(lease.id.clone());
+        Ok(format!("lease {} (expires in {LEASE_SECONDS} s)", lease.id))
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -144,6 +192,19 @@ impl Store {
                                 e.message()
                             );
                         }
+                    }
+                }
+                if let Some(id) = self.own_lease.take() {
+                    let delete = DeleteRequest {
+                        id: id.clone(),
+                        sync: false,
+                    };
+                    if let Err(e) = self.leases.delete(self.request(delete)).await {
+                        eprintln!(
+                            "lcfs differ: deleting the lease {id:?} failed (it expires by \
+                             itself): {}",
+                            e.message()
+                        );
                     }
                 }
                 Err(failure)
@@ -301,4 +362,40 @@ pub fn unique_ref() -> String {
         std::process::id(),
         COUNT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// `time` as RFC 3339 in UTC, to the second (`2006-01-02T15:04:05Z`, as Go parses it).
+fn rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), in unsigned arithmetic.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_to_the_second() {
+        let at = |secs: u64| rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
 }

@@ -9,12 +9,19 @@
 //! Apply reads the blob from containerd's content store on disk (a proxy differ is given only
 //! the descriptor), `--containerd-root DIR` naming containerd's root (`blob.rs`).
 //!
-//! Diff always answers NotImplemented, so containerd's walking differ computes it through the
-//! bind mounts. Its result must go into containerd's content store, which a proxy can only
-//! write through containerd's Content service (Write, over containerd's own socket), and the
-//! daemon is not given containerd's address. (The namespace would not be the obstacle:
-//! containerd forwards its caller's `containerd-namespace` header to proxy plugins, which the
-//! Apply log line shows.)
+//! Diff (`docker commit`, `docker build`: containerd's `rootfs.CreateDiff` and Docker's own
+//! commit compare a view of the parent with the container's snapshot) is served with
+//! `--containerd-address SOCK`, containerd's own gRPC socket: the tar of the layer's changes
+//! against its parent comes from the engine's tree comparison (`Fs::changes`, written by
+//! `lcfs::tar::write_layer_diff` as the graph driver's Diff does: whiteouts for deletions)
+//! instead of containerd walking both trees through FUSE, and goes into containerd's content
+//! store through containerd's Content service (`content.rs`), the only way a proxy can write
+//! there. The reply and the stored blob are the walking differ's: the media type asked (empty:
+//! gzip, containerd's default), the blob's digest and size, the `containerd.io/uncompressed`
+//! label (the tar's digest) and the request's labels on the blob, the request's ref (or a new
+//! one). containerd forwards its caller's `containerd-namespace` header to proxy plugins, and
+//! the Content calls carry it on, so the blob is in the caller's namespace. Without
+//! `--containerd-address` every Diff is declined.
 //!
 //! containerd 2's transfer service (`ctr image pull` / `import` without `--local`) does not go
 //! through the diff service's list: its `unpack_config` names one differ, so with `differ =
@@ -22,19 +29,30 @@
 //!
 //! Invariants:
 //! - whatever this differ cannot do exactly as containerd's walking differ does is declined
-//!   with NotImplemented before anything changes: no `--containerd-root`, mounts that are not
-//!   one writable bind mount of `MOUNTPOINT/layers/NAME` of a layer of this daemon, stream
+//!   with NotImplemented before anything changes. Apply: no `--containerd-root`, mounts that
+//!   are not one writable bind mount of `MOUNTPOINT/layers/NAME` of a layer of this daemon, stream
 //!   processor payloads (e.g. decryption), a media type `blob.rs` does not list, a digest
 //!   algorithm other than sha256;
 //! - the blob is verified while it streams: its length before anything is applied, its digest
 //!   at its end. A mismatch, like any failure part-way, fails the Apply with the entries before
 //!   it applied: containerd removes the extraction snapshot after a failed Apply;
-//! - the reply is the walking differ's: the sha256 and size of the whole uncompressed stream
-//!   (bytes after the tar's end-of-archive marker included, as containerd reads them too),
+//! - a Diff is this differ's only when it is exactly "a layer against its parent": `left` one
+//!   bind mount of `MOUNTPOINT/layers/L` (read-only or not) and `right` one of
+//!   `MOUNTPOINT/layers/R`, both layers of this daemon, where R (or the layer R is an unchanged
+//!   clone of, a view) has as parent L (or the layer L is an unchanged clone of, or nothing
+//!   when L is an empty layer without parent); media type plain tar, `+gzip` or empty; no
+//!   source date epoch. Anything else is declined (NotImplemented) before containerd is
+//!   called;
+//! - a Diff commits nothing unless the whole tar was written and accepted (`content.rs`); a
+//!   failure of the content service is that failure's code (never NotImplemented, which would
+//!   silently hand the Diff to the walking differ);
+//! - the reply to an Apply is the walking differ's: the sha256 and size of the whole
+//!   uncompressed stream (bytes after the tar's end-of-archive marker included, as containerd reads them too),
 //!   media type `application/vnd.oci.image.layer.v1.tar`;
-//! - engine calls run on blocking threads, and an Apply does not take the snapshotter's
-//!   request lock (a large layer takes a while): the engine itself refuses an apply to a
-//!   committed or removed layer.
+//! - engine calls run on blocking threads, and neither an Apply nor a Diff takes the
+//!   snapshotter's request lock (a large layer takes a while): the engine itself refuses an
+//!   apply to a committed or removed layer, and a Diff reads its layer as it is while it
+//!   writes, as the walking differ reads the mounts.
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind};
@@ -153,6 +171,7 @@ impl Diff for Differ {
         .map_err(|e| Failure::internal(format!("the differ's worker failed: {e}")))?
         .map_err(declined)?;
         let mut store = Store::connect(&ask.address, &metadata).await?;
+        let lease = store.hold().await?;
         let (chunks, chunks_out) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
         let producer = {
             let (compression, layer) = (ask.compression, target.id);
@@ -182,7 +201,7 @@ impl Diff for Differ {
             })?;
         eprintln!(
             "lcfs differ: diffed layer {:?} against {} in the engine: {} ({} bytes, {}; tar {}) \
-             in {} ms (namespace {namespace:?}{})",
+             in {} ms (namespace {namespace:?}, {lease})",
             target.name,
             target
                 .parent
@@ -193,7 +212,6 @@ impl Diff for Differ {
             ask.media_type,
             produced.uncompressed,
             started.elapsed().as_millis(),
-            if store.leased() { ", leased" } else { "" }
         );
         Ok(Response::new(DiffResponse {
             diff: Some(Descriptor {
