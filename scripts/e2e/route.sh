@@ -53,6 +53,8 @@ choose_engine() {
     [ -x "${LCFS:-}" ] || die "LCFS does not name the lcfs binary (run.sh builds it)"
     [ "$ROUTE" != containerd ] || LCFS_DIFFER=$(use_lcfs_differ)
   fi
+  LCFS_DIFFS=no
+  [ "$DRIVER" != lcfs ] || LCFS_DIFFS=$(lcfs_differ_diffs)
 }
 
 # What exists before the run in the shared places Docker writes to, so that teardown removes only
@@ -158,7 +160,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 [ "$(id -u)" = 0 ] || die "run as root"
 choose_engine
-say "== $ROUTE route: $ENGINE_NAME, storage driver $DRIVER$([ "$LCFS_DIFFER" != yes ] || echo ' (with the lcfs differ)')"
+say "== $ROUTE route: $ENGINE_NAME, storage driver $DRIVER$([ "$LCFS_DIFFER" != yes ] || echo " (with the lcfs differ: Apply$([ "$LCFS_DIFFS" != yes ] || echo ' and Diff'))")"
 note_shared_state
 make_dirs
 echo "run directory $TOP (data on $W)" >&3
