@@ -727,6 +727,7 @@ impl FakeContent {
     }
 
     /// Serves one Write stream; the reply to each message, or the status that ends it.
+    #[allow(clippy::result_large_err, reason = "the status is what the stream sends")]
     fn handle(
         &self,
         reference: &mut String,
