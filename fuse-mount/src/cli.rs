@@ -23,10 +23,12 @@ const USAGE: &str = "usage:
   lcfs mount [IMAGE [MOUNTPOINT]] [--foreground]       serve IMAGE (default /var/lib/lcfs/lcfs.img)
         [--snapshotter SOCK] [--graphdriver SOCK]      on MOUNTPOINT (default /mnt/lcfs); also
         [--containerd-root DIR]                        serve containerd's snapshotter and diff
-                                                       services, or Docker's graph-driver
+        [--containerd-address SOCK]                    services, or Docker's graph-driver
                                                        plugin API, on SOCK; the differ reads
                                                        layers from the content store of the
-                                                       containerd whose root is DIR
+                                                       containerd whose root is DIR, and
+                                                       writes the layers it computes through
+                                                       the containerd listening on SOCK
   lcfs umount [MOUNTPOINT] [--lazy]                    checkpoint, then unmount
   lcfs layer create NAME [--parent P] [--mount M]      a new writable layer (a clone of P)
   lcfs layer commit NAME [--mount M]                   make a layer immutable
@@ -64,7 +66,7 @@ struct Args {
 }
 
 /// Options that take a value.
-const VALUED: [&str; 8] = [
+const VALUED: [&str; 9] = [
     "--size",
     "--label",
     "--parent",
@@ -73,6 +75,7 @@ const VALUED: [&str; 8] = [
     "--snapshotter",
     "--graphdriver",
     "--containerd-root",
+    "--containerd-address",
 ];
 
 impl Args {
@@ -255,6 +258,7 @@ fn mount(args: &Args) -> Result<()> {
             "--snapshotter",
             "--graphdriver",
             "--containerd-root",
+            "--containerd-address",
         ],
         2,
     )?;
@@ -269,9 +273,22 @@ fn mount(args: &Args) -> Result<()> {
             Some(std::path::absolute(dir).with_context(|| format!("bad --containerd-root {dir}"))?)
         }
     };
+    let containerd_address = match args.value("--containerd-address") {
+        None => None,
+        Some(_) if args.value("--snapshotter").is_none() => {
+            return Err(usage(
+                "--containerd-address is for the differ of --snapshotter SOCK",
+            ))
+        }
+        Some(sock) => Some(
+            std::path::absolute(sock)
+                .with_context(|| format!("bad --containerd-address {sock}"))?,
+        ),
+    };
     let services = daemon::Services {
         snapshotter: args.value("--snapshotter").map(PathBuf::from),
         containerd_root,
+        containerd_address,
         graphdriver: args.value("--graphdriver").map(PathBuf::from),
     };
     let image = PathBuf::from(

@@ -40,6 +40,9 @@ pub struct Services {
     pub snapshotter: Option<PathBuf>,
     /// containerd's root directory: the diff service reads layer blobs from its content store.
     pub containerd_root: Option<PathBuf>,
+    /// containerd's gRPC socket: the diff service writes the layers it computes (Diff) through
+    /// its Content service.
+    pub containerd_address: Option<PathBuf>,
     /// Docker's graph-driver plugin API (HTTP+JSON), e.g. `/run/docker/plugins/lcfs.sock`.
     pub graphdriver: Option<PathBuf>,
 }
@@ -159,7 +162,8 @@ pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Resul
     // the control socket answers, and a runtime may connect right after.
     if let Some(socket) = &services.snapshotter {
         let root = services.containerd_root.as_deref();
-        crate::snapshotter::start(Arc::downgrade(&shared), &mountpoint, socket, root)
+        let address = services.containerd_address.as_deref();
+        crate::snapshotter::start(Arc::downgrade(&shared), &mountpoint, socket, root, address)
             .with_context(|| format!("cannot serve the snapshotter on {}", socket.display()))?;
     }
     if let Some(socket) = &services.graphdriver {
@@ -306,6 +310,9 @@ pub fn spawn(image: &Path, mountpoint: &Path, services: &Services) -> Result<()>
     }
     if let Some(root) = &services.containerd_root {
         command.arg("--containerd-root").arg(root);
+    }
+    if let Some(address) = &services.containerd_address {
+        command.arg("--containerd-address").arg(address);
     }
     if let Some(socket) = &services.graphdriver {
         command.arg("--graphdriver").arg(socket);

@@ -109,7 +109,7 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 [ "$(id -u)" = 0 ] || die "run as root"
 choose_engine
-say "== $ROUTE route: $ENGINE_NAME, storage driver $DRIVER$([ "$LCFS_DIFFER" != yes ] || echo ' (with the lcfs differ)')"
+say "== $ROUTE route: $ENGINE_NAME, storage driver $DRIVER$([ "$LCFS_DIFFER" != yes ] || echo " (with the lcfs differ: Apply$([ "$LCFS_DIFFS" != yes ] || echo ' and Diff'))")"
 note_shared_state
 make_dirs
 echo "run directory $TOP (data on $W)" >&3

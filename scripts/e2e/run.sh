@@ -20,7 +20,9 @@
 #   LCFS_BIN              an lcfs binary to use instead of building one
 #   E2E_LCFS_DIFFER       containerd route: 1 also serves containerd's diff service from lcfs
 #                         (layers of a pull extracted inside lcfs), 0 not; default: when the
-#                         lcfs binary has --containerd-root
+#                         lcfs binary has --containerd-root. When it also has
+#                         --containerd-address, the differ computes the layers of docker commit
+#                         and build too (Diff), and the commit step checks its log for it
 #   E2E_KEEP=1            keep each run's directory; E2E_LOOP=0 no loop-mounted ext4 for the data
 #   E2E_TIMEOUT           seconds allowed to one docker command (default 180)
 #   E2E_RESULTS           a file to which each route appends its step timings, one line each:

@@ -32,19 +32,35 @@ use_lcfs_differ() {
     1) echo yes ;;
     0) echo no ;;
     *)
-      local usage
-      usage=$("$LCFS" help 2>&1 || true)
-      if grep -q -- '--containerd-root' <<< "$usage"; then echo yes; else echo no; fi
+      if lcfs_has_option --containerd-root; then echo yes; else echo no; fi
       ;;
   esac
 }
 
+# Whether the lcfs binary has OPTION (its usage names it).
+lcfs_has_option() {
+  local usage
+  usage=$("$LCFS" help 2>&1 || true)
+  grep -q -- "$1" <<< "$usage"
+}
+
+# Whether the lcfs differ also computes layers (Diff: docker commit and build), writing them
+# through containerd's content service: with the differ, when the lcfs binary has
+# `--containerd-address`. Prints yes or no.
+lcfs_differ_diffs() {
+  if [ "$LCFS_DIFFER" = yes ] && lcfs_has_option --containerd-address; then echo yes; else echo no; fi
+}
+
 # The socket option of `lcfs mount` for this route: --snapshotter (containerd; with the differ,
-# --containerd-root naming the root of the content store it reads blobs from) or --graphdriver.
+# --containerd-root naming the root of the content store it reads blobs from, and
+# --containerd-address the containerd socket whose content service takes the layers it
+# computes) or --graphdriver.
 lcfs_service_args() {
   case $ROUTE in
     containerd)
-      if [ "$LCFS_DIFFER" = yes ]; then
+      if [ "$LCFS_DIFFER" = yes ] && [ "$(lcfs_differ_diffs)" = yes ]; then
+        echo "--snapshotter $W/lcfs-snapshotter.sock --containerd-root $W/containerd/root --containerd-address $W/containerd/containerd.sock"
+      elif [ "$LCFS_DIFFER" = yes ]; then
         echo "--snapshotter $W/lcfs-snapshotter.sock --containerd-root $W/containerd/root"
       else
         echo "--snapshotter $W/lcfs-snapshotter.sock"
@@ -97,7 +113,7 @@ start_lcfs() {
   fi
   rm -f "$sock"
   echo "==== e2e: lcfs mount $LCFS_IMG $LCFS_MNT --foreground $(lcfs_service_args) ($(date -Is))" >> "$L/lcfs.log"
-  # shellcheck disable=SC2046 # the service arguments are two words
+  # shellcheck disable=SC2046 # the service arguments are several words
   "$LCFS" mount "$LCFS_IMG" "$LCFS_MNT" --foreground $(lcfs_service_args) >> "$L/lcfs.log" 2>&1 &
   LCFS_PID=$!
   echo "lcfs daemon pid $LCFS_PID"
@@ -178,6 +194,10 @@ set_engine() {
     [ -x "${LCFS:-}" ] || die "LCFS does not name the lcfs binary (run.sh builds it)"
     [ "$ROUTE" != containerd ] || LCFS_DIFFER=$(use_lcfs_differ)
   fi
+  # Whether that differ also computes Diff (docker commit, build): the binary has
+  # --containerd-address.
+  LCFS_DIFFS=no
+  [ "$DRIVER" != lcfs ] || LCFS_DIFFS=$(lcfs_differ_diffs)
 }
 
 # What exists before a run in the shared places Docker writes to, so that teardown removes only

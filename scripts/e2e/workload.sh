@@ -63,9 +63,24 @@ diff_writer() {
   grep -qx 'D /bin/vi' <<< "$out" || die "docker diff lacks 'D /bin/vi'"
 }
 
-# Commits the writer container as committed:1.
+# The Diff lines of the lcfs daemon's log so far (layers the lcfs differ computed).
+lcfs_diffs() {
+  grep -c 'lcfs differ: diffed' "$L/lcfs.log" || true
+}
+
+# Commits the writer container as committed:1. With the lcfs differ's Diff, the commit's layer
+# must have been computed by lcfs (one more Diff line in its log).
 commit_writer() {
+  local before
+  before=$(lcfs_diffs)
   dk commit writer committed:1
+  if [ "${LCFS_DIFFS:-no}" = yes ]; then
+    local line
+    line=$(grep 'lcfs differ: diffed' "$L/lcfs.log" | tail -n1)
+    [ "$(lcfs_diffs)" -gt "$before" ] \
+      || die "docker commit did not go through the lcfs differ's Diff (no 'lcfs differ: diffed' line in $L/lcfs.log)"
+    echo "  computed by lcfs: ${line#*lcfs differ: }" >&3
+  fi
 }
 
 # Runs the committed image and reads the file back; /bin/vi must be gone there too.
@@ -122,6 +137,9 @@ registry_round_trip() {
   grep -qx 'hello from the build in /app' <<< "$out" || die "the pulled image does not hold the build's files"
   if [ "${LCFS_DIFFER:-no}" = yes ]; then
     echo "  the lcfs differ applied $(grep -c 'lcfs differ: applied' "$L/lcfs.log" || true) layers in the engine so far (import, build, commit, pull; its log)" >&3
+  fi
+  if [ "${LCFS_DIFFS:-no}" = yes ]; then
+    echo "  the lcfs differ computed $(lcfs_diffs) layers in the engine so far (commit, build; its log)" >&3
   fi
 }
 

@@ -16,7 +16,7 @@
 //!   member, every zstd frame (skippable frames skipped, content checksums checked); a zstd
 //!   decode that stops making progress is an error, never a loop.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ruzstd::frame::ReadFrameHeaderError;
@@ -29,6 +29,9 @@ pub const BLOBS_DIR: &str = "io.containerd.content.v1.content/blobs/sha256";
 /// The media type of what the differ applied: an uncompressed OCI layer.
 pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
+/// The media type of a gzip-compressed OCI layer: what a Diff writes unless asked otherwise.
+pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
 /// Layer media types that are plain tars (OCI, OCI non-distributable, Docker, Docker foreign).
 const PLAIN: [&str; 4] = [
     LAYER_TAR,
@@ -39,7 +42,7 @@ const PLAIN: [&str; 4] = [
 
 /// Layer media types that are gzip-compressed tars.
 const GZIP: [&str; 4] = [
-    "application/vnd.oci.image.layer.v1.tar+gzip",
+    LAYER_TAR_GZIP,
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -216,6 +219,12 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Adds `bytes`.
+    pub fn add(&mut self, bytes: &[u8]) {
+        self.hash.update(bytes);
+        self.bytes += bytes.len() as u64;
+    }
+
     /// `sha256:HEX` of the bytes so far.
     pub fn digest(&self) -> String {
         let sum = self.hash.clone().finalize();
@@ -240,17 +249,26 @@ pub struct Tallied<'a, R> {
 impl<R: Read> Read for Tallied<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let read = buf.get(..n).unwrap_or_default();
-        self.tally.hash.update(read);
-        self.tally.bytes += n as u64;
+        self.tally.add(buf.get(..n).unwrap_or_default());
         Ok(n)
+    }
+}
+
+/// As a writer: adds every byte it writes on.
+impl<W: Write> Write for Tallied<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.tally.add(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -9,12 +9,19 @@
 //! Apply reads the blob from containerd's content store on disk (a proxy differ is given only
 //! the descriptor), `--containerd-root DIR` naming containerd's root (`blob.rs`).
 //!
-//! Diff always answers NotImplemented, so containerd's walking differ computes it through the
-//! bind mounts. Its result must go into containerd's content store, which a proxy can only
-//! write through containerd's Content service (Write, over containerd's own socket), and the
-//! daemon is not given containerd's address. (The namespace would not be the obstacle:
-//! containerd forwards its caller's `containerd-namespace` header to proxy plugins, which the
-//! Apply log line shows.)
+//! Diff (`docker commit`, `docker build`: containerd's `rootfs.CreateDiff` and Docker's own
+//! commit compare a view of the parent with the container's snapshot) is served with
+//! `--containerd-address SOCK`, containerd's own gRPC socket: the tar of the layer's changes
+//! against its parent comes from the engine's tree comparison (`Fs::changes`, written by
+//! `lcfs::tar::write_layer_diff` as the graph driver's Diff does: whiteouts for deletions)
+//! instead of containerd walking both trees through FUSE, and goes into containerd's content
+//! store through containerd's Content service (`content.rs`), the only way a proxy can write
+//! there. The reply and the stored blob are the walking differ's: the media type asked (empty:
+//! gzip, containerd's default), the blob's digest and size, the `containerd.io/uncompressed`
+//! label (the tar's digest) and the request's labels on the blob, the request's ref (or a new
+//! one). containerd forwards its caller's `containerd-namespace` header to proxy plugins, and
+//! the Content calls carry it on, so the blob is in the caller's namespace. Without
+//! `--containerd-address` every Diff is declined.
 //!
 //! containerd 2's transfer service (`ctr image pull` / `import` without `--local`) does not go
 //! through the diff service's list: its `unpack_config` names one differ, so with `differ =
@@ -22,19 +29,30 @@
 //!
 //! Invariants:
 //! - whatever this differ cannot do exactly as containerd's walking differ does is declined
-//!   with NotImplemented before anything changes: no `--containerd-root`, mounts that are not
-//!   one writable bind mount of `MOUNTPOINT/layers/NAME` of a layer of this daemon, stream
+//!   with NotImplemented before anything changes. Apply: no `--containerd-root`, mounts that
+//!   are not one writable bind mount of `MOUNTPOINT/layers/NAME` of a layer of this daemon, stream
 //!   processor payloads (e.g. decryption), a media type `blob.rs` does not list, a digest
 //!   algorithm other than sha256;
 //! - the blob is verified while it streams: its length before anything is applied, its digest
 //!   at its end. A mismatch, like any failure part-way, fails the Apply with the entries before
 //!   it applied: containerd removes the extraction snapshot after a failed Apply;
-//! - the reply is the walking differ's: the sha256 and size of the whole uncompressed stream
-//!   (bytes after the tar's end-of-archive marker included, as containerd reads them too),
+//! - a Diff is this differ's only when it is exactly "a layer against its parent": `left` one
+//!   bind mount of `MOUNTPOINT/layers/L` (read-only or not) and `right` one of
+//!   `MOUNTPOINT/layers/R`, both layers of this daemon, where R (or the layer R is an unchanged
+//!   clone of, a view) has as parent L (or the layer L is an unchanged clone of, or nothing
+//!   when L is an empty layer without parent); media type plain tar, `+gzip` or empty; no
+//!   source date epoch. Anything else is declined (NotImplemented) before containerd is
+//!   called;
+//! - a Diff commits nothing unless the whole tar was written and accepted (`content.rs`); a
+//!   failure of the content service is that failure's code (never NotImplemented, which would
+//!   silently hand the Diff to the walking differ);
+//! - the reply to an Apply is the walking differ's: the sha256 and size of the whole
+//!   uncompressed stream (bytes after the tar's end-of-archive marker included, as containerd reads them too),
 //!   media type `application/vnd.oci.image.layer.v1.tar`;
-//! - engine calls run on blocking threads, and an Apply does not take the snapshotter's
-//!   request lock (a large layer takes a while): the engine itself refuses an apply to a
-//!   committed or removed layer.
+//! - engine calls run on blocking threads, and neither an Apply nor a Diff takes the
+//!   snapshotter's request lock (a large layer takes a while): the engine itself refuses an
+//!   apply to a committed or removed layer, and a Diff reads its layer as it is while it
+//!   writes, as the walking differ reads the mounts.
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind};
@@ -54,6 +72,7 @@ use super::api::containerd::services::diff::v1::{
 };
 use super::api::containerd::types::Descriptor;
 use super::blob::{self, BadDigest, Compression, Tallied, Tally};
+use super::content::{self, Produced, Store};
 use super::ops::Failure;
 use super::Inner;
 use crate::mount::shared::Shared;
@@ -64,6 +83,9 @@ pub struct Differ {
     pub(super) inner: Arc<Inner>,
     /// containerd's root (`--containerd-root`): its content store is under it.
     pub(super) containerd_root: Option<PathBuf>,
+    /// containerd's socket (`--containerd-address`): a Diff's result goes to its Content
+    /// service.
+    pub(super) containerd_address: Option<PathBuf>,
 }
 
 /// What an Apply is asked, once it is known to be this differ's.
@@ -120,11 +142,292 @@ impl Diff for Differ {
         }))
     }
 
-    async fn diff(&self, _: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
-        Err(Status::unimplemented(
-            "lcfs computes no diffs for containerd: its content store is out of reach (use the \
-             walking differ)",
-        ))
+    async fn diff(&self, request: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        let started = Instant::now();
+        let metadata = request.metadata().clone();
+        let namespace = metadata
+            .get("containerd-namespace")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let request = request.into_inner();
+        let declined = |failure: Failure| {
+            if failure.code == tonic::Code::Unimplemented {
+                eprintln!("lcfs differ: Diff declined: {}", failure.message);
+            }
+            Status::from(failure)
+        };
+        let ask = self.diff_job(&request).map_err(declined)?;
+        let inner = Arc::clone(&self.inner);
+        let (left, right) = (request.left, request.right);
+        let (shared, target) = tokio::task::spawn_blocking(move || {
+            let shared = inner.shared.upgrade().ok_or_else(|| {
+                Failure::unavailable("the lcfs mount is shutting down: its engine is gone")
+            })?;
+            let target = diff_target(&shared, &inner.layers_dir, &left, &right)?;
+            Ok::<_, Failure>((shared, target))
+        })
+        .await
+        .map_err(|e| Failure::internal(format!("the differ's worker failed: {e}")))?
+        .map_err(declined)?;
+        let mut store = Store::connect(&ask.address, &metadata).await?;
+        let lease = store.hold().await?;
+        let (chunks, chunks_out) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+        let producer = {
+            let (compression, layer) = (ask.compression, target.id);
+            tokio::task::spawn_blocking(move || produce(&shared, layer, compression, chunks))
+        };
+        let name = target.name.clone();
+        let produced = async move {
+            producer
+                .await
+                .map_err(|e| Failure::internal(format!("the differ's worker failed: {e}")))?
+                .map_err(|e| {
+                    Failure::internal(format!("writing the diff of layer {name:?} failed: {e}"))
+                })
+        };
+        let (reference, fresh) = match request.r#ref.as_str() {
+            "" => (content::unique_ref(), true),
+            given => (given.to_string(), false),
+        };
+        let produced = store
+            .upload(&reference, fresh, chunks_out, produced, request.labels)
+            .await
+            .inspect_err(|f| {
+                eprintln!(
+                    "lcfs differ: Diff of layer {:?}: {}",
+                    target.name, f.message
+                )
+            })?;
+        eprintln!(
+            "lcfs differ: diffed layer {:?} against {} in the engine: {} ({} bytes, {}; tar {}) \
+             in {} ms (namespace {namespace:?}, {lease})",
+            target.name,
+            target
+                .parent
+                .as_deref()
+                .map_or("nothing (no parent)".to_string(), |p| format!("{p:?}")),
+            produced.digest,
+            produced.size,
+            ask.media_type,
+            produced.uncompressed,
+            started.elapsed().as_millis(),
+        );
+        Ok(Response::new(DiffResponse {
+            diff: Some(Descriptor {
+                media_type: ask.media_type,
+                digest: produced.digest,
+                size: i64::try_from(produced.size).unwrap_or(i64::MAX),
+                annotations: Default::default(),
+            }),
+        }))
+    }
+}
+
+/// Chunks of a diff (each up to [`CHUNK_BYTES`]) between the engine and the upload.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// The bytes of one WRITE message of an upload (containerd's gRPC takes up to 16 MiB).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// What a Diff is asked, once it is known to be this differ's (but for its mounts).
+struct DiffJob {
+    address: PathBuf,
+    /// The media type of the reply: the one asked, or containerd's default (gzip).
+    media_type: String,
+    compression: Compression,
+}
+
+/// The layer whose changes a Diff writes.
+struct DiffTarget {
+    id: LayerId,
+    name: String,
+    parent: Option<String>,
+}
+
+impl Differ {
+    /// The Diff `request` asks for, or why this differ declines it (NotImplemented).
+    fn diff_job(&self, request: &DiffRequest) -> Result<DiffJob, Failure> {
+        let Some(address) = &self.containerd_address else {
+            return Err(Failure::not_implemented(
+                "no content service: the daemon was started without --containerd-address",
+            ));
+        };
+        if request.source_date_epoch.is_some() {
+            return Err(Failure::not_implemented(
+                "a source date epoch (file times clamped) is containerd's to apply",
+            ));
+        }
+        // containerd's walking differ writes gzip when no media type is asked.
+        let media_type = match request.media_type.as_str() {
+            "" => blob::LAYER_TAR_GZIP,
+            asked => asked,
+        };
+        let compression = match media_type {
+            blob::LAYER_TAR => Compression::None,
+            blob::LAYER_TAR_GZIP => Compression::Gzip,
+            other => {
+                return Err(Failure::not_implemented(format!(
+                    "diffs of media type {other:?} are not written here"
+                )))
+            }
+        };
+        Ok(DiffJob {
+            address: address.clone(),
+            media_type: media_type.to_string(),
+            compression,
+        })
+    }
+}
+
+/// The layer C whose changes against its parent are what `right` shows against `left`, when
+/// both are this daemon's: `left` shows C's parent (is it, or an unchanged clone of it: a
+/// view), `right` shows C (is it, or an unchanged clone of it). Anything else is declined.
+fn diff_target(
+    shared: &Shared,
+    layers_dir: &Path,
+    left: &[Mount],
+    right: &[Mount],
+) -> Result<DiffTarget, Failure> {
+    let fs = &shared.fs;
+    let left = layer_of(layers_dir, left, false)
+        .map_err(|why| Failure::not_implemented(format!("left: {why}")))?;
+    let right = layer_of(layers_dir, right, false)
+        .map_err(|why| Failure::not_implemented(format!("right: {why}")))?;
+    let info = |name: &str| match fs.layer(name) {
+        Ok(info) => Ok(info),
+        Err(Error::NotFound) => Err(Failure::not_implemented(format!(
+            "no layer {name:?} in this lcfs mount"
+        ))),
+        Err(e) => Err(Failure::internal(format!("reading layer {name:?}: {e}"))),
+    };
+    let unchanged = |layer: &lcfs::LayerInfo| match fs.changes(layer.id) {
+        Ok(changes) => Ok(changes.is_empty()),
+        Err(e) => Err(Failure::internal(format!(
+            "diffing layer {:?}: {e}",
+            layer.name
+        ))),
+    };
+    let l = info(&left)?;
+    let r = info(&right)?;
+    let mut left_unchanged = None;
+    // Whether `left` shows the tree of layer `parent` (None: the empty tree).
+    let mut left_shows = |parent: Option<&str>| -> Result<bool, Failure> {
+        if parent == Some(l.name.as_str()) {
+            return Ok(true);
+        }
+        if l.parent.as_deref() != parent {
+            return Ok(false);
+        }
+        if left_unchanged.is_none() {
+            left_unchanged = Some(unchanged(&l)?);
+        }
+        Ok(left_unchanged == Some(true))
+    };
+    let target = |c: lcfs::LayerInfo| DiffTarget {
+        id: c.id,
+        name: c.name,
+        parent: c.parent,
+    };
+    if left_shows(r.parent.as_deref())? {
+        return Ok(target(r));
+    }
+    if let Some(parent) = r.parent.as_deref() {
+        if unchanged(&r)? {
+            let c = info(parent)?;
+            if left_shows(c.parent.as_deref())? {
+                return Ok(target(c));
+            }
+        }
+    }
+    Err(Failure::not_implemented(format!(
+        "layer {right:?} is not a child of layer {left:?} (or of what it is an unchanged view \
+         of): lcfs diffs a layer against its own parent only"
+    )))
+}
+
+/// Writes the tar of `layer`'s changes, compressed as asked, in chunks into `chunks`; what it
+/// wrote. Fails when the upload is gone (the receiver dropped).
+fn produce(
+    shared: &Shared,
+    layer: LayerId,
+    compression: Compression,
+    chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<Produced, TarError> {
+    let mut blob = Tally::default();
+    let mut tar = Tally::default();
+    let mut out = Chunks {
+        chunks,
+        buf: Vec::with_capacity(CHUNK_BYTES),
+    };
+    let io_error = |e: std::io::Error| TarError {
+        index: 0,
+        offset: 0,
+        name: String::new(),
+        kind: TarErrorKind::Io(e),
+    };
+    {
+        let raw = Tallied {
+            inner: &mut out,
+            tally: &mut blob,
+        };
+        match compression {
+            Compression::Gzip => {
+                let gz = flate2::write::GzEncoder::new(raw, flate2::Compression::default());
+                let mut tallied = Tallied {
+                    inner: gz,
+                    tally: &mut tar,
+                };
+                lcfs::tar::write_layer_diff(&shared.fs, layer, &mut tallied)?;
+                tallied.inner.finish().map_err(io_error)?;
+            }
+            _ => {
+                let mut tallied = Tallied {
+                    inner: raw,
+                    tally: &mut tar,
+                };
+                lcfs::tar::write_layer_diff(&shared.fs, layer, &mut tallied)?;
+            }
+        }
+    }
+    out.send().map_err(io_error)?;
+    Ok(Produced {
+        digest: blob.digest(),
+        size: blob.bytes,
+        uncompressed: tar.digest(),
+    })
+}
+
+/// A writer that sends what it is given in chunks of [`CHUNK_BYTES`] (the last on `send`).
+struct Chunks {
+    chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Chunks {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+        self.chunks.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(ErrorKind::BrokenPipe, "the upload to containerd stopped")
+        })
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK_BYTES - self.buf.len();
+        let n = buf.len().min(room);
+        self.buf.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -136,7 +439,8 @@ impl Differ {
                 "no content store: the daemon was started without --containerd-root",
             ));
         };
-        let layer = layer_of(layers_dir, &request.mounts).map_err(Failure::not_implemented)?;
+        let layer =
+            layer_of(layers_dir, &request.mounts, true).map_err(Failure::not_implemented)?;
         if !request.payloads.is_empty() {
             let mut names: Vec<&String> = request.payloads.keys().collect();
             names.sort();
@@ -175,9 +479,9 @@ impl Differ {
     }
 }
 
-/// The layer name of `mounts` when they are one writable bind mount of `layers_dir/NAME`, as
-/// the snapshotter hands them out; else why not.
-fn layer_of(layers_dir: &Path, mounts: &[Mount]) -> Result<String, String> {
+/// The layer name of `mounts` when they are one bind mount of `layers_dir/NAME` (a writable one
+/// if `writable`), as the snapshotter hands them out; else why not.
+fn layer_of(layers_dir: &Path, mounts: &[Mount], writable: bool) -> Result<String, String> {
     let [mount] = mounts else {
         return Err(format!("{} mounts, not one bind mount", mounts.len()));
     };
@@ -187,7 +491,7 @@ fn layer_of(layers_dir: &Path, mounts: &[Mount]) -> Result<String, String> {
             mount.r#type
         ));
     }
-    if mount.options.iter().any(|o| o == "ro") {
+    if writable && mount.options.iter().any(|o| o == "ro") {
         return Err(format!("{} is mounted read-only", mount.source));
     }
     let rest = Path::new(&mount.source)
@@ -367,7 +671,7 @@ mod tests {
     #[test]
     fn only_one_writable_bind_mount_of_a_layer_directory_is_ours() {
         let dir = Path::new("/mnt/lcfs/layers");
-        let ours = |m: Vec<Mount>| layer_of(dir, &m);
+        let ours = |m: Vec<Mount>| layer_of(dir, &m, true);
         assert_eq!(
             ours(vec![bind("/mnt/lcfs/layers/a%2Fb", &["rbind", "rw"])]),
             Ok("a%2Fb".to_string())
@@ -393,5 +697,10 @@ mod tests {
         ] {
             assert!(ours(declined.clone()).is_err(), "{declined:?}");
         }
+        // A Diff reads its mounts: read-only ones are as good.
+        assert_eq!(
+            layer_of(dir, &[bind("/mnt/lcfs/layers/v", &["rbind", "ro"])], false),
+            Ok("v".to_string())
+        );
     }
 }

@@ -16,10 +16,12 @@
 //! - a connection that sends garbage loses only itself: the accept loop survives every error.
 //!
 //! The same socket serves containerd's diff service (`differ.rs`, for a `proxy_plugins` entry
-//! of type `diff`): Apply extracts a layer blob of containerd's content store in the engine.
+//! of type `diff`): Apply extracts a layer blob of containerd's content store in the engine,
+//! Diff writes a layer's changes into it through containerd's Content service (`content.rs`).
 
 mod api;
 mod blob;
+mod content;
 mod differ;
 pub(crate) mod filter;
 mod keys;
@@ -55,12 +57,15 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Starts serving on `socket` in the background (threads of its own) and returns once it
 /// listens. Holds the engine only weakly: the daemon's last checkpoint must not wait for it.
 /// `containerd_root` is containerd's root, whose content store the differ reads (without it
-/// the differ declines every Apply).
+/// the differ declines every Apply); `containerd_address` is containerd's socket, whose
+/// Content service takes the layers the differ computes (without it the differ declines every
+/// Diff).
 pub fn start(
     shared: Weak<Shared>,
     mountpoint: &Path,
     socket: &Path,
     containerd_root: Option<&Path>,
+    containerd_address: Option<&Path>,
 ) -> Result<()> {
     let std_listener = bind(socket)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -85,24 +90,25 @@ pub fn start(
     let differ = Differ {
         inner,
         containerd_root: containerd_root.map(Path::to_path_buf),
+        containerd_address: containerd_address.map(Path::to_path_buf),
     };
     let socket_name = socket.display().to_string();
     std::thread::Builder::new()
         .name("lcfs-snapshotter".to_string())
         .spawn(move || runtime.block_on(serve(listener, service, differ, socket_name)))
         .context("cannot start the snapshotter's thread")?;
-    match containerd_root {
-        Some(root) => eprintln!(
-            "lcfs: serving containerd's snapshotter and differ on {} (content store of {})",
-            socket.display(),
-            root.display()
-        ),
-        None => eprintln!(
-            "lcfs: serving containerd's snapshotter on {} (its differ declines: no \
-             --containerd-root)",
-            socket.display()
-        ),
-    }
+    let applies = match containerd_root {
+        Some(root) => format!("Apply reads the content store of {}", root.display()),
+        None => "Apply declines: no --containerd-root".to_string(),
+    };
+    let diffs = match containerd_address {
+        Some(address) => format!("Diff writes to containerd at {}", address.display()),
+        None => "Diff declines: no --containerd-address".to_string(),
+    };
+    eprintln!(
+        "lcfs: serving containerd's snapshotter and differ on {} ({applies}; {diffs})",
+        socket.display()
+    );
     Ok(())
 }
 
@@ -316,7 +322,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("s.sock");
         let shared = engine();
-        start(Arc::downgrade(&shared), dir.path(), &socket, None).expect("start");
+        start(Arc::downgrade(&shared), dir.path(), &socket, None, None).expect("start");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
