@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use lcfs::{Error, FileType, Fs, Ino, LayerState};
-use lcfs_benches::{chain, file_content, file_path, fill_files, fresh_fs, layer_with_files, now};
+use lcfs::{Error, FileType, Fs, Ino, LayerId, LayerState};
+
+use lcfs_benches::{chain, file_content, file_path, fresh_fs, layer_with_files, now};
 
 type Fixture = (Fs, String);
 
@@ -36,7 +37,8 @@ fn check_gone(fs: &Fs, name: &str) {
 
 fn create_commit_remove(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer");
-    group.sample_size(20).measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
     for (files, depth) in [(10, 1), (100_000, 1), (10, 100), (100_000, 100)] {
         let (fs, top) = fixture(files, depth);
         let label = format!("files{files}-depth{depth}");
@@ -91,9 +93,23 @@ fn create_commit_remove(c: &mut Criterion) {
     group.finish();
 }
 
-/// Commit of a layer that wrote `files` files itself (written back by a checkpoint first, so
-/// the commit has no data to write): what a pull commits after its untar. The setup of each
-/// iteration writes the files, so this group takes 10 samples of one iteration.
+/// Creates the empty files `d{i / 1000}/f{i}`, `i < files`, in layer `id`.
+fn empty_files(fs: &Fs, id: LayerId, files: usize) -> Result<(), Error> {
+    let mut dir = Ino::ROOT;
+    for i in 0..files {
+        let (dir_name, file_name) = file_path(i);
+        if i % 1000 == 0 {
+            dir = fs.mkdir(id, Ino::ROOT, dir_name.as_bytes(), 0o755, 0, 0, now())?.ino;
+        }
+        fs.mknod(id, dir, file_name.as_bytes(), FileType::Regular, 0o644, 0, 0, 0, now())?;
+    }
+    Ok(())
+}
+
+/// Commit of a layer that created `files` files itself (empty: the tree is what a commit
+/// could have to walk; written back by a checkpoint first, so the commit has no data to
+/// write): what a pull commits after its untar. The setup of each iteration creates the
+/// files, so this group takes 10 samples of one iteration.
 fn commit_own_files(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer-commit-own");
     group
@@ -111,7 +127,7 @@ fn commit_own_files(c: &mut Criterion) {
                     n += 1;
                     let name = format!("own{n}");
                     let id = fs.create_layer(&name, None).unwrap_or_else(|e| panic!("{e}"));
-                    fill_files(&fs, id, files, 0).unwrap_or_else(|e| panic!("fill: {e}"));
+                    empty_files(&fs, id, files).unwrap_or_else(|e| panic!("fill: {e}"));
                     fs.sync().unwrap_or_else(|e| panic!("sync: {e}"));
                     let t = Instant::now();
                     fs.commit_layer(&name).unwrap_or_else(|e| panic!("commit: {e}"));
@@ -134,7 +150,8 @@ fn commit_own_files(c: &mut Criterion) {
 
 fn lookup_and_read(c: &mut Criterion) {
     let mut group = c.benchmark_group("lookup-read");
-    group.sample_size(20).measurement_time(Duration::from_secs(2));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(2));
     // File 5432 of the base (d5/f5432), read from a layer 1, 10 or 100 deep.
     let (dir_name, file_name) = file_path(5432);
     let expected = file_content(5432, 0);
@@ -160,7 +177,8 @@ fn lookup_and_read(c: &mut Criterion) {
 
 fn remove_by_private_blocks(c: &mut Criterion) {
     let mut group = c.benchmark_group("remove-private");
-    group.sample_size(20).measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
     let (fs, top) = fixture(1000, 1);
     for blocks in [10usize, 10_000] {
         let mut n = 0u64;
