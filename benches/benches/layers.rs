@@ -209,11 +209,10 @@ fn remove_by_private_blocks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    create_commit_remove,
-    commit_own_files,
-    lookup_and_read,
-    remove_by_private_blocks
-);
+criterion_group! {
+    name = benches;
+    // The scripts read the estimates; plotting took about 4 s a bench on the 2-core machine.
+    config = Criterion::default().without_plots();
+    targets = create_commit_remove, commit_own_files, lookup_and_read, remove_by_private_blocks
+}
 criterion_main!(benches);

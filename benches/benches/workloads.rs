@@ -404,5 +404,10 @@ fn untar(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, sequential, small_files, append, untar);
+criterion::criterion_group! {
+    name = benches;
+    // The scripts read the estimates; plotting took about 4 s a bench on the 2-core machine.
+    config = Criterion::default().without_plots();
+    targets = sequential, small_files, append, untar
+}
 criterion::criterion_main!(benches);

@@ -41,7 +41,8 @@ fn main() {
         println!("SKIPPED: the mount benches: {why}");
         return;
     }
-    let mut c = Criterion::default().configure_from_args();
+    // The scripts read the estimates; plotting took about 4 s a bench on the 2-core machine.
+    let mut c = Criterion::default().without_plots().configure_from_args();
     sequential(&mut c);
     small_files(&mut c);
     c.final_summary();
