@@ -60,7 +60,7 @@ fn diff(c: &mut Criterion<ThreadCpu>) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().with_measurement(ThreadCpu);
+    config = Criterion::default().with_measurement(ThreadCpu).without_plots();
     targets = diff
 }
 criterion_main!(benches);
