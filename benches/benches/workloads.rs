@@ -11,13 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use lcfs::tar::{apply_diff_with, ApplyOptions};
 use lcfs::{FileType, Fs, Ino, LayerId};
 use lcfs_benches::{
     count_tree, file_content, file_path, fill_files, fresh_fs, layer_with_files,
-    layer_with_files_of, now, pattern, system_tarball, TreeCount,
+    heavy, layer_with_files_of, now, ok, pattern, system_tarball, TreeCount,
 };
 
 /// 1 GiB, the size of the sequential file.
@@ -34,21 +33,6 @@ const APPEND_FILE_BYTES: usize = 25 * 1024;
 const APPEND_LINE: &[u8] = b"appended line\n";
 /// Device blocks of every fixture: 16 GiB, sparse (a `MemDevice` holds only written blocks).
 const DEVICE_BLOCKS: u64 = 1 << 22;
-
-/// A group for workloads of milliseconds to seconds: 10 samples, one warm-up iteration.
-fn heavy<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(2));
-    group
-}
-
-fn ok<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
-    result.unwrap_or_else(|e| panic!("{what}: {e}"))
-}
 
 fn sequential(c: &mut Criterion) {
     let fs = ok("mkfs", fresh_fs(DEVICE_BLOCKS));

@@ -110,6 +110,26 @@ pub fn layer_with_files_per_dir(
     Ok(id)
 }
 
+/// A criterion group for workloads of milliseconds to seconds (the file-level benches, in the
+/// engine and through the mount): 10 samples, one warm-up iteration, flat sampling.
+pub fn heavy<'a>(
+    c: &'a mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(1))
+        .measurement_time(std::time::Duration::from_secs(2));
+    group
+}
+
+/// The value of `result`, or a panic naming `what` failed (a bench has no error to return).
+pub fn ok<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// Stacks `depth` committed layers on `base` (each writes one file of its own); returns the
 /// name and id of the top one.
 pub fn chain(fs: &Fs, base: &str, depth: usize) -> Result<(String, LayerId), Error> {

@@ -15,10 +15,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, Throughput};
 use harness::Mounted;
-use lcfs_benches::{file_content, pattern};
+use lcfs_benches::{file_content, heavy, ok, pattern};
 use rustix::fs::{fadvise, Advice};
 
 /// 1 GiB, the size of the sequential file.
@@ -46,21 +45,6 @@ fn main() {
     sequential(&mut c);
     small_files(&mut c);
     c.final_summary();
-}
-
-/// As `heavy` in workloads.rs: 10 samples, one warm-up iteration.
-fn heavy<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(2));
-    group
-}
-
-fn ok<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) -> T {
-    result.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Creates `path` with `data` written in pieces of `CHUNK_BYTES`, fsyncs and closes it.
