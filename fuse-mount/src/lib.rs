@@ -17,5 +17,8 @@ mod mounts;
 mod nodes;
 mod server;
 mod snapshotter;
+/// The generated gRPC code of containerd's diff, content and leases services, for the tests
+/// that play containerd (a diff client, a fake content service) against the daemon.
+pub use snapshotter::api as containerd_api;
 mod sync;
 mod sys;

@@ -19,7 +19,7 @@
 //! of type `diff`): Apply extracts a layer blob of containerd's content store in the engine,
 //! Diff writes a layer's changes into it through containerd's Content service (`content.rs`).
 
-mod api;
+pub mod api;
 mod blob;
 mod content;
 mod differ;
