@@ -15,6 +15,7 @@
 
 mod entries;
 mod files;
+pub mod pagecache;
 pub mod shared;
 
 use std::ffi::OsStr;
@@ -445,8 +446,11 @@ impl Filesystem for LcfsFuse {
             .and_then(|(slot, layer, attr)| {
                 let fh = self.open_created(layer, attr.ino)?;
                 let entry = self.shared.entry(slot, &attr, true);
-                if entry.is_err() {
-                    let _ = self.do_release(fh);
+                match &entry {
+                    Ok((fuse_attr, _)) => self.shared.track_open(fh, attr.ino, fuse_attr.ino.0),
+                    Err(_) => {
+                        let _ = self.do_release(fh);
+                    }
                 }
                 entry.map(|e| (e, fh))
             });
