@@ -48,37 +48,56 @@ fn a_file_read_through_many_layers_is_cached_once_and_one_layers_rereads_stay_ca
     let m = Mounted::new("1G");
     m.layer(&["create", "image"]);
     let image = m.layer_dir("image");
-    let big = vec![0x5au8; 4 << 20];
-    for name in ["big", "solo"] {
+    let bytes = vec![0x5au8; 4 << 20];
+    for name in ["solo", "serial", "together"] {
         let mut f = File::create(image.join(name)).expect("create");
-        f.write_all(&big).expect("write");
+        f.write_all(&bytes).expect("write");
     }
     m.layer(&["commit", "image"]);
     let containers: Vec<String> = (1..=5).map(|i| format!("c{i}")).collect();
     for c in &containers {
         m.layer(&["create", c, "--parent", "image"]);
     }
+    let file = |c: &str, name: &str| m.layer_dir(c).join(name);
 
     // One container reads a file twice: the second read is the kernel's, and after it the
     // pages are still there (the image layer's copy, from its write, moved over to c1).
-    let solo = m.layer_dir("c1").join("solo");
-    assert_eq!(read_whole(&solo), big.len());
-    assert_eq!(read_whole(&solo), big.len());
-    let kept = resident_pages(&solo);
+    assert_eq!(read_whole(&file("c1", "solo")), bytes.len());
+    assert_eq!(read_whole(&file("c1", "solo")), bytes.len());
+    let kept = resident_pages(&file("c1", "solo"));
     assert!(
-        kept * PAGE >= big.len() / 2,
+        kept * PAGE >= bytes.len() / 2,
         "c1/solo keeps its pages across opens: {kept} of {} cached",
-        big.len() / PAGE
+        bytes.len() / PAGE
     );
 
-    // Five containers read one file, one after another, each closing it: once it is shared,
-    // none keeps a copy of its own (the daemon's reads of the image file hold the one copy).
+    // Five containers read a file one after another: the copy moves to the last reader.
     for c in &containers {
-        assert_eq!(read_whole(&m.layer_dir(c).join("big")), big.len());
+        assert_eq!(read_whole(&file(c, "serial")), bytes.len());
+    }
+    // The last reader first: looking at another layer's file opens it there, which moves
+    // the copy.
+    let last = resident_pages(&file("c5", "serial"));
+    assert!(last * PAGE >= bytes.len() / 2, "c5/serial keeps the copy: {last} pages");
+    for c in &containers[..4] {
+        let left = wait_uncached(&file(c, "serial"));
+        assert_eq!(left, 0, "{c}/serial still has {left} pages after c5 read it");
+    }
+
+    // Five containers have a file open at once and read it: once closed, none keeps a copy of
+    // its own (the daemon's reads of the image file hold the one copy).
+    let open: Vec<File> = containers
+        .iter()
+        .map(|c| File::open(file(c, "together")).expect("open"))
+        .collect();
+    for mut f in open {
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).expect("read");
+        assert_eq!(got.len(), bytes.len());
     }
     for c in &containers {
-        let left = wait_uncached(&m.layer_dir(c).join("big"));
-        assert_eq!(left, 0, "{c}/big still has {left} pages cached after its last close");
+        let left = wait_uncached(&file(c, "together"));
+        assert_eq!(left, 0, "{c}/together still has {left} pages after its last close");
     }
-    assert_eq!(read_whole(&m.layer_dir("c3").join("big")), big.len());
+    assert_eq!(read_whole(&file("c3", "together")), bytes.len());
 }

@@ -6,11 +6,14 @@
 # layers of the committed image; overlay: N mounts with the image directory as lowerdir), caches
 # dropped, then one `cat` of the file in every layer, all at once (READERS=parallel) or one after
 # another (READERS=serial). Reported per driver, medians over REPEAT:
-#   cached   growth of Cached in /proc/meminfo (the whole machine's);
-#   files    pages of the layers' files and of the backing store in the page cache (fincore:
-#            lcfs: every layer's FUSE file plus the image file; overlay: its lower file, the one
-#            inode all its layers' files are);
+#   held     the page cache the readers hold (charged to a memory cgroup of their own: every
+#            layer's file; for overlay that is its lower file, the one inode all its layers'
+#            files are) plus, for lcfs, the image file's pages (fincore), which the daemon reads;
+#            taken once it has not changed for 1 s (lcfs drops pages from a thread of its own),
+#            at most 20 s after the reads;
+#   cached   growth of Cached in /proc/meminfo (the whole machine's: other work counts too);
 #   rss      the lcfs daemon's resident memory after the reads (0 for the kernel).
+# Nothing opens the layers' files to look at them (that would be a use, and move pages).
 # Writes OUT/results.md. Run as root; everything lives in one /tmp/lcfs-bench-pagecache.*
 # directory, removed (and unmounted) on exit.
 #
@@ -40,14 +43,28 @@ fi
 [ -x "$LCFS" ] || die "no lcfs binary at $LCFS"
 
 W=$(mktemp -d /tmp/lcfs-bench-pagecache.XXXXXX)
+CG=
 cleanup() {
   set +e
+  [ -n "$CG" ] && rmdir "$CG" 2> /dev/null
   for m in "$W"/ov/m*; do mountpoint -q "$m" 2> /dev/null && umount "$m"; done
   mountpoint -q "$W/lcfs/mnt" 2> /dev/null && "$LCFS" umount "$W/lcfs/mnt"
   rm -rf "$W"
 }
 trap cleanup EXIT
 
+# A memory cgroup for the readers: v1 (memory controller directory) or v2 (unified).
+if [ -d /sys/fs/cgroup/memory ]; then
+  CG=/sys/fs/cgroup/memory/lcfs-bench-pagecache.$$
+  mkdir "$CG"
+  cg_cache_bytes() { awk '$1 == "total_cache" { print $2 }' "$CG/memory.stat"; }
+else
+  CG=/sys/fs/cgroup/lcfs-bench-pagecache.$$
+  mkdir "$CG"
+  cg_cache_bytes() { awk '$1 == "file" { print $2 }' "$CG/memory.stat"; }
+fi
+# Reads file $1 from inside the readers' cgroup.
+read_in_cg() { sh -c 'echo $$ > "$1/cgroup.procs" && exec cat "$2" > /dev/null' sh "$CG" "$1"; }
 cached_kb() { awk '/^Cached:/ { print $2 }' /proc/meminfo; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # Bytes of the given files in the page cache.
@@ -69,8 +86,8 @@ setup_overlay() {
 overlay_files() {
   for ((i = 1; i <= N; i++)); do echo "$W/ov/m$i/big"; done
 }
-# overlay's files are the lower file's inode: fincore of them counts that one file N times.
-overlay_cached_files() { echo "$W/ov/lower/big"; }
+# The backing store outside the readers' cgroup: none for overlay (its pages are the readers').
+overlay_backing() { :; }
 
 setup_lcfs() {
   mkdir -p "$W/lcfs/mnt"
@@ -86,32 +103,40 @@ setup_lcfs() {
 lcfs_files() {
   for ((i = 1; i <= N; i++)); do echo "$W/lcfs/mnt/layers/c$i/big"; done
 }
-lcfs_cached_files() {
-  lcfs_files
-  echo "$W/lcfs/img"
+lcfs_backing() { echo "$W/lcfs/img"; }
+
+# The page cache the readers and the backing store of driver $1 hold now (bytes).
+held_bytes() {
+  local backing
+  backing=$("$1_backing")
+  echo $(($(cg_cache_bytes) + $([ -n "$backing" ] && resident_bytes "$backing" || echo 0)))
 }
 
-# One measurement of driver $1: prints "cached_mib files_mib rss_mib".
+# One measurement of driver $1: prints "held_mib cached_mib rss_mib".
 measure() {
-  local driver=$1 c0 c1 files rss i
-  local -a paths cached
+  local driver=$1 c0 c1 held last rss i
+  local -a paths
   mapfile -t paths < <("${driver}_files")
-  mapfile -t cached < <("${driver}_cached_files")
   drop_caches
   c0=$(cached_kb)
   if [ "$READERS" = parallel ]; then
-    for ((i = 0; i < N; i++)); do cat "${paths[$i]}" > /dev/null & done
+    for ((i = 0; i < N; i++)); do read_in_cg "${paths[$i]}" & done
     wait
   else
-    for ((i = 0; i < N; i++)); do cat "${paths[$i]}" > /dev/null; done
+    for ((i = 0; i < N; i++)); do read_in_cg "${paths[$i]}"; done
   fi
-  sleep 1 # lcfs drops the pages of a shared file from a thread of its own, after the close
+  held=$(held_bytes "$driver")
+  for ((i = 0; i < 20; i++)); do
+    sleep 1
+    last=$held
+    held=$(held_bytes "$driver")
+    [ "$held" = "$last" ] && break
+  done
   c1=$(cached_kb)
-  files=$(resident_bytes "${cached[@]}")
   rss=0
   [ "$driver" = lcfs ] && rss=$(daemon_rss_kb)
-  awk -v a="$c0" -v b="$c1" -v f="$files" -v r="$rss" \
-    'BEGIN { printf "%.1f %.1f %.1f\n", (b - a) / 1024, f / 1048576, r / 1024 }'
+  awk -v h="$held" -v a="$c0" -v b="$c1" -v r="$rss" \
+    'BEGIN { printf "%.1f %.1f %.1f\n", h / 1048576, (b - a) / 1024, r / 1024 }'
 }
 
 log "$N layers, one $MEM_MB MiB file, $READERS readers, $REPEAT repetitions; scratch $W"
@@ -122,7 +147,7 @@ declare -A samples
 for ((r = 1; r <= REPEAT; r++)); do
   for d in overlay lcfs; do
     s=$(measure "$d")
-    log "repetition $r, $d: cached/files/rss MiB = $s"
+    log "repetition $r, $d: held/cached/rss MiB = $s"
     samples[$d]+="$s"$'\n'
   done
 done
@@ -132,14 +157,14 @@ mkdir -p "$OUT"
   echo "$N layers each read one $MEM_MB MiB file ($READERS readers), medians of $REPEAT; MiB;"
   echo "in parentheses the ratio to one copy of the file ($MEM_MB MiB). Load at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "| driver | Cached growth | layers' files + backing store in the page cache | daemon RSS |"
+  echo "| driver | page cache held by the readers (+ lcfs's image file) | Cached growth | daemon RSS |"
   echo "| --- | ---: | ---: | ---: |"
   for d in overlay lcfs; do
-    c=$(printf '%s' "${samples[$d]}" | awk '{ print $1 }' | median)
-    f=$(printf '%s' "${samples[$d]}" | awk '{ print $2 }' | median)
+    h=$(printf '%s' "${samples[$d]}" | awk '{ print $1 }' | median)
+    c=$(printf '%s' "${samples[$d]}" | awk '{ print $2 }' | median)
     m=$(printf '%s' "${samples[$d]}" | awk '{ print $3 }' | median)
-    awk -v d="$d" -v c="$c" -v f="$f" -v m="$m" -v one="$MEM_MB" \
-      'BEGIN { printf "| %s | %.0f (%.2fx) | %.0f (%.2fx) | %.0f |\n", d, c, c / one, f, f / one, m }'
+    awk -v d="$d" -v h="$h" -v c="$c" -v m="$m" -v one="$MEM_MB" \
+      'BEGIN { printf "| %s | %.0f (%.2fx) | %.0f (%.2fx) | %.0f |\n", d, h, h / one, c, c / one, m }'
   done
 } > "$OUT/results.md"
 cat "$OUT/results.md"

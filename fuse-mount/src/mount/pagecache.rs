@@ -11,9 +11,15 @@
 //! - when another kernel node opens the file, idle nodes (no open handle) drop their pages:
 //!   the copy moves to the new reader instead of being doubled (an image written through the
 //!   mount, then read by one container);
-//! - a file open through two nodes at once, or opened through a third node, is *shared*
-//!   (several containers use it): from then on every node drops its pages at its last close.
-//!   Reads while a file is open are still cached by the kernel.
+//! - a file open through two nodes at once is *shared* (several containers use it): from then
+//!   on every node drops its pages at its last close. Reads while a file is open are still
+//!   cached by the kernel.
+//!
+//! So containers using a file one after another hold one kernel copy between them, and
+//! containers using it together hold none once they closed it; with the daemon's copy, at most
+//! two copies whatever their number. (Counting layers that used a file one after another as
+//! sharing it made one container's re-reads go to the daemon after two earlier ones had come
+//! and gone, which the peers benchmark showed.)
 //!
 //! Engine inode numbers are never reused and a child sees its parent's inodes under the same
 //! numbers, so one number across layers is one file, or a copy of it made by a write in one
@@ -39,14 +45,9 @@ pub const TRACKED: usize = 65_536;
 struct Holders {
     /// Kernel nodes that may hold the inode's pages, with their open handles.
     nodes: Vec<(u64, u32)>,
-    /// Nodes that opened the inode since it was tracked, counted up to `SHARED_AFTER`.
-    seen: u8,
-    /// Used by several containers: every node drops its pages at its last close.
+    /// Was open through two nodes at once: every node drops its pages at its last close.
     shared: bool,
 }
-
-/// A file opened through this many kernel nodes is shared.
-const SHARED_AFTER: u8 = 3;
 
 /// The tracker; `opened` and `released` return the nodes whose pages to drop now.
 #[derive(Debug, Default)]
@@ -70,13 +71,9 @@ impl PageShare {
         let holders = inodes.entry(ino).or_default();
         match holders.nodes.iter_mut().find(|(n, _)| *n == node) {
             Some((_, open)) => *open += 1,
-            None => {
-                holders.nodes.push((node, 1));
-                holders.seen = holders.seen.saturating_add(1).min(SHARED_AFTER);
-            }
+            None => holders.nodes.push((node, 1)),
         }
-        let open_nodes = holders.nodes.iter().filter(|&&(_, open)| open > 0).count();
-        if open_nodes > 1 || holders.seen >= SHARED_AFTER {
+        if holders.nodes.iter().filter(|&&(_, open)| open > 0).count() > 1 {
             holders.shared = true;
         }
         let idle: Vec<u64> = holders
@@ -159,15 +156,29 @@ mod tests {
     }
 
     #[test]
-    fn containers_reading_one_by_one_leave_no_copy_from_the_third_on() {
+    fn containers_reading_one_by_one_hand_one_copy_on() {
         let p = PageShare::default();
         let mut dropped = Vec::new();
         for node in 1..=20u64 {
             dropped.extend(p.opened(INO, node));
             dropped.extend(p.released(INO, node));
         }
-        assert_eq!(dropped, (1..=20).collect::<Vec<u64>>());
-        assert_eq!(p.holders(INO), 0, "no kernel node holds a copy");
+        assert_eq!(dropped, (1..=19).collect::<Vec<u64>>());
+        assert_eq!(p.holders(INO), 1, "the last reader holds the one kernel copy");
+    }
+
+    #[test]
+    fn once_shared_later_readers_drop_at_their_last_close() {
+        let p = PageShare::default();
+        p.opened(INO, 1);
+        p.opened(INO, 2);
+        p.released(INO, 1);
+        p.released(INO, 2);
+        for node in 3..=5u64 {
+            assert!(p.opened(INO, node).is_empty());
+            assert_eq!(p.released(INO, node), vec![node]);
+        }
+        assert_eq!(p.holders(INO), 0);
     }
 
     #[test]
