@@ -1,5 +1,5 @@
 # The two commands of the README, plus conveniences. Every target installs what it needs.
-.PHONY: demo demo-engine test bench bench-peers clean
+.PHONY: demo demo-engine test bench bench-peers bench-pagecache clean
 
 demo:
 	bash scripts/demo.sh
@@ -17,6 +17,10 @@ bench:
 # interleaved and repeated, on one loop-mounted scratch file system (REPEAT=5 by default).
 bench-peers:
 	bash scripts/bench/peers.sh
+
+# The page cache of 20 layers reading one 256 MiB file, lcfs against kernel overlayfs (root).
+bench-pagecache:
+	bash scripts/bench/pagecache.sh
 
 clean:
 	cargo clean

@@ -157,7 +157,9 @@ pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Resul
                 mountpoint.display()
             )
         })?;
-    let _ = shared.notifier.set(session.notifier());
+    shared
+        .set_notifier(session.notifier())
+        .context("cannot start the page-drop thread")?;
     // The runtime services listen before the control socket exists: `lcfs mount` returns once
     // the control socket answers, and a runtime may connect right after.
     if let Some(socket) = &services.snapshotter {

@@ -22,3 +22,5 @@ mod snapshotter;
 pub use snapshotter::api as containerd_api;
 mod sync;
 mod sys;
+/// How many of a file's pages the kernel caches (mincore), for the page-cache tests.
+pub use sys::resident_pages;

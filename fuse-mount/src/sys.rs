@@ -80,3 +80,43 @@ pub fn try_lock(file: &std::fs::File) -> io::Result<bool> {
     }
     Err(e)
 }
+
+/// Pages of `file` in the kernel's page cache, and its length in pages: mincore(2) on a
+/// read-only mapping that is never touched, so it counts without faulting anything in. For
+/// tests and measurements of the mount's page cache (docs/caching.md).
+pub fn resident_pages(file: &std::fs::File) -> io::Result<(usize, usize)> {
+    use std::os::fd::AsRawFd;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    if len == 0 {
+        return Ok((0, 0));
+    }
+    // SAFETY: sysconf has no memory arguments.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let pages = len.div_ceil(page);
+    // SAFETY: a new shared read-only mapping of an open file, chosen by the kernel; nothing
+    // reads through it, and it is unmapped below on every path.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mut vec = vec![0u8; pages];
+    // SAFETY: `addr..addr + len` is the mapping made above; `vec` has one byte per page of it.
+    let rc = unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) };
+    let err = io::Error::last_os_error();
+    // SAFETY: the mapping made above, unmapped once.
+    unsafe { libc::munmap(addr, len) };
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok((vec.iter().filter(|&&b| b & 1 != 0).count(), pages))
+}

@@ -51,15 +51,20 @@ impl LcfsFuse {
                         .map_err(|e| errno(&e))?;
                 }
                 self.fs().open(layer, ino).map_err(|e| errno(&e))?;
-                Some((layer, ino))
+                Some((layer, ino, attr.kind == lcfs::FileType::Regular))
             }
             Node::Root | Node::Layers if !dir => return Err(Errno::EISDIR),
             Node::Root | Node::Layers => None,
         };
-        Ok(self.shared.add_handle(Handle {
-            inode,
+        let fh = self.shared.add_handle(Handle {
+            inode: inode.map(|(layer, ino, _)| (layer, ino)),
             names: Vec::new(),
-        }))
+            node: None,
+        });
+        if let Some((_, ino, true)) = inode {
+            self.shared.track_open(fh, ino, id.0);
+        }
+        Ok(fh)
     }
 
     /// Opens a handle on an inode just created (for `create`).
@@ -68,6 +73,7 @@ impl LcfsFuse {
         Ok(self.shared.add_handle(Handle {
             inode: Some((layer, ino)),
             names: Vec::new(),
+            node: None,
         }))
     }
 
@@ -75,8 +81,15 @@ impl LcfsFuse {
         match self.shared.remove_handle(fh) {
             Some(Handle {
                 inode: Some((layer, ino)),
+                node,
                 ..
-            }) => self.fs().release(layer, ino).map_err(|e| errno(&e)),
+            }) => {
+                if let Some(node) = node {
+                    let drops = self.shared.pages.released(ino, node);
+                    self.shared.drop_pages(drops);
+                }
+                self.fs().release(layer, ino).map_err(|e| errno(&e))
+            }
             Some(_) => Ok(()),
             None => Err(Errno::EBADF),
         }

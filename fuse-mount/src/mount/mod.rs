@@ -15,6 +15,7 @@
 
 mod entries;
 mod files;
+pub mod pagecache;
 pub mod shared;
 
 use std::ffi::OsStr;
@@ -81,6 +82,11 @@ fn reply_xattr(reply: ReplyXattr, size: u32, out: Result<Vec<u8>, Errno>) {
         Err(e) => reply.error(e),
     }
 }
+
+/// Files are opened without a flush at each close: flush has nothing to do here (data reaches
+/// the engine at each write, durability is fsync's, locks are the kernel's), and it was one of
+/// the three requests (open, flush, release) a warm read of a small file cost.
+const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
 impl Filesystem for LcfsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -220,8 +226,9 @@ impl Filesystem for LcfsFuse {
             // bytes goes through this mount's kernel inode (writes, truncates, copy_file_range,
             // which the kernel invalidates), except a tar applied by the engine into a fresh
             // layer, whose entries the runtime services drop first. Without it every open
-            // dropped the cache and warm reads went to the daemon (docs/caching.md).
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            // dropped the cache and warm reads went to the daemon (docs/caching.md). Pages of
+            // a file shared by layers are dropped at its last close instead (pagecache.rs).
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | NO_FLUSH),
             Err(e) => reply.error(e),
         }
     }
@@ -445,8 +452,11 @@ impl Filesystem for LcfsFuse {
             .and_then(|(slot, layer, attr)| {
                 let fh = self.open_created(layer, attr.ino)?;
                 let entry = self.shared.entry(slot, &attr, true);
-                if entry.is_err() {
-                    let _ = self.do_release(fh);
+                match &entry {
+                    Ok((fuse_attr, _)) => self.shared.track_open(fh, attr.ino, fuse_attr.ino.0),
+                    Err(_) => {
+                        let _ = self.do_release(fh);
+                    }
                 }
                 entry.map(|e| (e, fh))
             });
@@ -456,7 +466,7 @@ impl Filesystem for LcfsFuse {
                 &attr,
                 Generation(generation),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                NO_FLUSH,
             ),
             Err(e) => reply.error(e),
         }

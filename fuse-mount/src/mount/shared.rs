@@ -1,5 +1,6 @@
 //! What the FUSE session and the control server share: the engine, the slot table, the open
-//! handles, and the kernel notifier; plus the conversions between engine and FUSE values.
+//! handles, the page-cache tracker and the kernel notifier; plus the conversions between
+//! engine and FUSE values.
 //!
 //! Invariants:
 //! - no lock of this module is held while the engine runs an operation (the engine has its
@@ -8,12 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{Errno, FileAttr, FileType as FuseType, INodeNo, Notifier};
 use lcfs::{Attr, FileType, Fs, Ino, LayerId, Timespec};
 
+use super::pagecache::PageShare;
 use crate::nodes::{Node, Slots, Stale, LAYERS_NODE, ROOT_NODE};
 
 /// How long the kernel may keep attributes and entries without asking again. Every change
@@ -36,6 +39,8 @@ pub struct Handle {
     pub inode: Option<(LayerId, Ino)>,
     /// Directory handles: the names returned so far; offset `3 + i` follows `names[i]`.
     pub names: Vec<Vec<u8>>,
+    /// Regular files: the kernel node the handle was opened through, once `pages` tracks it.
+    pub node: Option<u64>,
 }
 
 /// State shared by every FUSE thread and the control server.
@@ -51,6 +56,11 @@ pub struct Shared {
     pub layers_changed: Mutex<Timespec>,
     /// Set once the session exists.
     pub notifier: OnceLock<Notifier>,
+    /// Which kernel nodes may cache which shared file's pages (`pagecache.rs`).
+    pub pages: PageShare,
+    /// Where `drop_pages` sends nodes, for the thread that asks the kernel (set with the
+    /// notifier; without a session nothing is dropped).
+    page_drops: OnceLock<Mutex<Sender<u64>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -74,7 +84,53 @@ impl Shared {
             mounted_at: now,
             layers_changed: Mutex::new(now),
             notifier: OnceLock::new(),
+            pages: PageShare::default(),
+            page_drops: OnceLock::new(),
         }
+    }
+
+    /// Sets the session's notifier, and starts the thread that asks the kernel to drop the
+    /// pages of kernel nodes (`drop_pages`). The kernel may wait, while it drops a page, for a
+    /// read of that page which a FUSE thread serves, so no FUSE thread sends these itself.
+    pub fn set_notifier(&self, notifier: Notifier) -> std::io::Result<()> {
+        let (tx, rx) = channel::<u64>();
+        let dropper = notifier.clone();
+        std::thread::Builder::new()
+            .name("lcfs-page-drops".into())
+            .spawn(move || {
+                for node in rx {
+                    // The kernel may have forgotten the node meanwhile: ENOENT is harmless.
+                    let _ = dropper.inval_inode(INodeNo(node), 0, 0);
+                }
+            })?;
+        let _ = self.page_drops.set(Mutex::new(tx));
+        let _ = self.notifier.set(notifier);
+        Ok(())
+    }
+
+    /// Asks the kernel, from the page-drop thread, to drop the cached pages of `nodes`.
+    pub fn drop_pages(&self, nodes: Vec<u64>) {
+        if nodes.is_empty() {
+            return;
+        }
+        if let Some(tx) = self.page_drops.get() {
+            let tx = lock(tx);
+            for node in nodes {
+                let _ = tx.send(node);
+            }
+        }
+    }
+
+    /// Handle `fh` on engine inode `ino` was opened through kernel node `node`: tracked for the
+    /// page cache from now on.
+    pub fn track_open(&self, fh: u64, ino: Ino, node: u64) {
+        if let Some(handle) = lock(&self.handles).get_mut(&fh) {
+            handle.node = Some(node);
+        } else {
+            return;
+        }
+        let drops = self.pages.opened(ino, node);
+        self.drop_pages(drops);
     }
 
     pub fn slots(&self) -> crate::sync::MutexGuard<'_, Slots> {
