@@ -148,6 +148,7 @@ pub fn serve(image_path: &Path, mountpoint: &Path, services: &Services) -> Resul
         .unwrap_or_else(|_| image_path.to_path_buf());
     let image = open_image(&image_path)?;
     let fs = Arc::new(mount_engine(&image, &image_path)?);
+    crate::memory::start_trimmer();
     let shared = Arc::new(Shared::new(Arc::clone(&fs)));
     let config = fuse_config(&image_path);
     let session =

@@ -12,6 +12,7 @@ mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
 mod graphdriver;
+mod memory;
 mod mount;
 mod mounts;
 mod nodes;

@@ -1,5 +1,5 @@
 //! The only unsafe code of the crate: the few system calls std does not offer (signal
-//! handling, unmount, the image lock).
+//! handling, unmount, the image lock, page-cache residency, the allocator's trim).
 //!
 //! Invariants: every `unsafe` block has a SAFETY comment; nothing here keeps a pointer past
 //! the call that received it.
@@ -119,4 +119,36 @@ pub fn resident_pages(file: &std::fs::File) -> io::Result<(usize, usize)> {
         return Err(err);
     }
     Ok((vec.iter().filter(|&&b| b & 1 != 0).count(), pages))
+}
+
+/// Bytes in the C allocator's free chunks (resident or already given back by a trim, which
+/// leaves the chunks in place), or `None` where it cannot tell (not glibc).
+pub fn allocator_free_bytes() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no argument and returns a plain struct by value; glibc
+        // locks each arena while it counts, so any thread may call it at any time.
+        let info = unsafe { libc::mallinfo2() };
+        Some(u64::try_from(info.fordblks).unwrap_or(u64::MAX))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// Gives the free pages the C allocator holds back to the system (glibc's `malloc_trim(0)`,
+/// which releases whole free pages inside every arena, not only at their tops); whether any
+/// memory was released. Does nothing where the allocator is not glibc.
+pub fn release_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes no pointer; glibc locks each arena while it trims, so
+        // any thread may call it at any time.
+        unsafe { libc::malloc_trim(0) != 0 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
 }

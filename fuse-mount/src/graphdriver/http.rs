@@ -648,10 +648,20 @@ impl<W: Write> ChunkedReply<W> {
 
     /// Sends the buffered bytes as one chunk (the head first, once).
     fn send_chunk(&mut self) -> io::Result<()> {
-        let mut wire = Vec::with_capacity(self.buffer.len() + 256);
+        let buffer = std::mem::take(&mut self.buffer);
+        let sent = self.send(&buffer);
+        self.buffer = buffer;
+        self.buffer.clear();
+        sent
+    }
+
+    /// Sends `data` as one chunk (none if empty), the head first, once; `data` is written as
+    /// it is, not copied.
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut prefix = Vec::with_capacity(256);
         if !self.started {
-            wire.extend_from_slice(status_line(200, self.keep_alive).as_bytes());
-            wire.extend_from_slice(
+            prefix.extend_from_slice(status_line(200, self.keep_alive).as_bytes());
+            prefix.extend_from_slice(
                 format!(
                     "Content-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
                     self.content_type
@@ -660,12 +670,11 @@ impl<W: Write> ChunkedReply<W> {
             );
             self.started = true;
         }
-        if !self.buffer.is_empty() {
-            wire.extend_from_slice(format!("{:x}\r\n", self.buffer.len()).as_bytes());
-            wire.append(&mut self.buffer);
-            wire.extend_from_slice(b"\r\n");
+        if data.is_empty() {
+            return self.out.write_all(&prefix);
         }
-        self.out.write_all(&wire)
+        prefix.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        write_all_parts(&mut self.out, &[&prefix, data, b"\r\n"])
     }
 
     /// Ends the body: the last chunk goes out.
@@ -676,8 +685,29 @@ impl<W: Write> ChunkedReply<W> {
     }
 }
 
+/// Writes `parts` one after the other, in as few system calls as the writer allows.
+fn write_all_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let mut rest = slices.as_mut_slice();
+    while !rest.is_empty() {
+        match out.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl<W: Write> Write for ChunkedReply<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // A write of a whole chunk or more with nothing buffered goes out as it is: the tar
+        // writer hands over file data in pieces of 1 MiB, which need no copy.
+        if self.buffer.is_empty() && data.len() >= REPLY_CHUNK_BYTES {
+            self.send(data)?;
+            return Ok(data.len());
+        }
         let room = REPLY_CHUNK_BYTES - self.buffer.len();
         let taken = data.len().min(room);
         self.buffer
@@ -825,8 +855,12 @@ mod tests {
         let mut wire = Vec::new();
         let mut reply = ChunkedReply::new(&mut wire, "application/x-tar", true);
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        assert!(reply.write_all(&data).is_ok());
+        assert!(reply.write_all(&data[..100]).is_ok());
+        assert!(!reply.started(), "a small write waits for a chunk's worth");
+        assert!(reply.write_all(&data[100..]).is_ok());
         assert!(reply.started());
+        // What is written goes out as it comes: at most a chunk stays behind.
+        assert!(reply.out.len() >= data.len() - REPLY_CHUNK_BYTES);
         assert!(reply.finish().is_ok());
         let text = String::from_utf8_lossy(&wire);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:.80}");
