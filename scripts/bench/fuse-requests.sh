@@ -8,4 +8,5 @@ set -euo pipefail
 data=$(mktemp /tmp/fuse-requests.XXXXXX)
 trap 'rm -f "$data"' EXIT
 perf record -q -e fuse:fuse_request_send -o "$data" -- "$@" >&2
-perf script -i "$data" 2>/dev/null | grep -o 'opcode [0-9]* ([A-Z_0-9]*)' | sort | uniq -c | sort -rn
+perf script -i "$data" 2>/dev/null | grep -o 'opcode [0-9]* ([A-Z_0-9]*)' |
+  sort | uniq -c | sort -rn
