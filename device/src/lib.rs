@@ -53,6 +53,16 @@ pub trait BlockDevice: Send + Sync {
     fn write(&self, block: u64, buf: &[u8]) -> DeviceResult<()>;
     /// Makes every write issued before this call durable.
     fn flush(&self) -> DeviceResult<()>;
+    /// Writes `bufs` (each exactly one block long) to blocks `first`, `first + 1`, ...: the same
+    /// as one `write` per block in order, which is what this default does, and with the same
+    /// promise (none until `flush`: a crash may keep any subset, as of separate writes). A
+    /// device may issue the run as one request.
+    fn write_run(&self, first: u64, bufs: &[&[u8]]) -> DeviceResult<()> {
+        for (block, buf) in (first..).zip(bufs) {
+            self.write(block, buf)?;
+        }
+        Ok(())
+    }
 }
 
 /// Checks a block number and buffer length against a device's geometry.
@@ -82,6 +92,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for std::sync::Arc<D> {
     fn flush(&self) -> DeviceResult<()> {
         (**self).flush()
     }
+    fn write_run(&self, first: u64, bufs: &[&[u8]]) -> DeviceResult<()> {
+        (**self).write_run(first, bufs)
+    }
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
@@ -99,5 +112,8 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     }
     fn flush(&self) -> DeviceResult<()> {
         (**self).flush()
+    }
+    fn write_run(&self, first: u64, bufs: &[&[u8]]) -> DeviceResult<()> {
+        (**self).write_run(first, bufs)
     }
 }

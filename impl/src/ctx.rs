@@ -31,6 +31,14 @@ pub trait DataSpace {
     fn allocate(&mut self, want: u64) -> Result<(BlockNo, u64)>;
     /// Writes one data block.
     fn write_block(&mut self, block: BlockNo, data: &[u8]) -> Result<()>;
+    /// Writes data blocks `first`, `first + 1`, ... (the same as one `write_block` each, which
+    /// this default does; a store may hand the device the run as one request).
+    fn write_run(&mut self, first: BlockNo, pages: &[&[u8]]) -> Result<()> {
+        for (block, page) in (first.0..).zip(pages) {
+            self.write_block(BlockNo(block), page)?;
+        }
+        Ok(())
+    }
 }
 
 /// One layer, opened for a namespace operation.

@@ -164,4 +164,14 @@ impl DataSpace for BlockWriter<'_> {
         self.written += 1;
         Ok(())
     }
+
+    fn write_run(&mut self, first: BlockNo, pages: &[&[u8]]) -> Result<()> {
+        for (block, page) in (first.0..).zip(pages) {
+            self.store.nodes.forget(block);
+            self.store.data.put(block, Arc::new(page.to_vec()));
+        }
+        self.store.dev.write_run(first.0, pages)?;
+        self.written += pages.len() as u64;
+        Ok(())
+    }
 }

@@ -89,14 +89,13 @@ fn write_blocks(
     disk: BlockNo,
     count: u64,
 ) -> Result<Vec<u32>> {
-    let mut crcs = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    for i in 0..count {
-        let page = ctx
-            .pages
-            .get(ino, index + i)
-            .ok_or_else(|| Error::corrupt(0, "dirty run lost a page"))?;
-        space.write_block(BlockNo(disk.0 + i), page)?;
-        crcs.push(data_crc(page));
-    }
-    Ok(crcs)
+    let pages = (index..index + count)
+        .map(|i| {
+            ctx.pages
+                .get(ino, i)
+                .ok_or_else(|| Error::corrupt(0, "dirty run lost a page"))
+        })
+        .collect::<Result<Vec<&[u8]>>>()?;
+    space.write_run(disk, &pages)?;
+    Ok(pages.iter().map(|page| data_crc(page)).collect())
 }
