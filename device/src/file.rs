@@ -125,11 +125,13 @@ mod tests {
         dev.read(15, &mut buf)?;
         assert!(buf.iter().all(|&b| b == 0), "nothing past the run");
         // A run past the end or with a short buffer writes nothing and says why.
-        let past = dev.write_run(62, &bufs[..3]);
+        let three: Vec<&[u8]> = bufs.iter().copied().take(3).collect();
+        let past = dev.write_run(62, &three);
         assert!(matches!(past, Err(DeviceError::OutOfRange { block: 64, .. })), "{past:?}");
         dev.read(62, &mut buf)?;
         assert!(buf.iter().all(|&b| b == 0), "a refused run wrote nothing");
-        let short = dev.write_run(20, &[&blocks[0], &blocks[1][..100]]);
+        let (full, part) = (vec![1u8; BLOCK_SIZE], vec![1u8; 100]);
+        let short = dev.write_run(20, &[&full, &part]);
         assert!(matches!(short, Err(DeviceError::BadBuffer { len: 100, .. })), "{short:?}");
         dev.write_run(30, &[])?;
         Ok(())
