@@ -229,14 +229,13 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// The bytes of one WRITE message of an upload (containerd's gRPC takes up to 16 MiB).
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// The gzip level of a Diff: the fastest. A container's new layer is mostly written once
-/// and read once (Docker's commit applies it again at once). Measured with zlib-rs
-/// (`examples/diff_costs.rs`, docs/benchmarks.md "Docker reproduction"): a 929 MB tar of
-/// /usr/lib took 23.6 to 24.8 s at level 6 (334 MB) and 6.9 to 11.0 s at level 1 (424 MB,
-/// 27% more); 1 GiB of random data 43.6 s and 22.8 s (5.5% larger than the tar at level 1,
-/// whose static codes cannot store random bytes in 8 bits). containerd's walking differ
-/// writes gzip at Go's default level.
-const GZIP_LEVEL: flate2::Compression = flate2::Compression::fast();
+// The gzip of a Diff (`gzip.rs`): the fastest level, and data that does not compress stored.
+// A container's new layer is mostly written once and read once (Docker's commit applies it
+// again at once). Measured with zlib-rs (`examples/diff_costs.rs`, docs/benchmarks.md "Docker
+// reproduction"): a 929 MB tar of /usr/lib took 23.6 to 24.8 s at level 6 (334 MB) and 6.9 to
+// 11.0 s at level 1 (424 MB, 27% more); 1 GiB of random data 43.6 s and 22.8 s at levels 6
+// and 1 (level 1 5.5% larger than the tar, whose static codes cannot store random bytes in 8
+// bits). containerd's walking differ writes gzip at Go's default level.
 
 /// What a Diff is asked, once it is known to be this differ's (but for its mounts).
 struct DiffJob {
@@ -381,7 +380,7 @@ fn produce(
         };
         match compression {
             Compression::Gzip => {
-                let gz = flate2::write::GzEncoder::new(raw, GZIP_LEVEL);
+                let gz = super::gzip::AdaptiveGzip::new(raw).map_err(io_error)?;
                 let mut tallied = Tallied {
                     inner: gz,
                     tally: &mut tar,

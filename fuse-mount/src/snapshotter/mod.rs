@@ -23,6 +23,7 @@ pub mod api;
 mod blob;
 mod content;
 mod differ;
+mod gzip;
 pub(crate) mod filter;
 mod keys;
 mod meta;
