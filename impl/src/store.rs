@@ -158,11 +158,7 @@ impl DataSpace for BlockWriter<'_> {
     }
 
     fn write_block(&mut self, block: BlockNo, data: &[u8]) -> Result<()> {
-        self.store.nodes.forget(block.0);
-        self.store.data.put(block.0, Arc::new(data.to_vec()));
-        self.store.dev.write(block.0, data)?;
-        self.written += 1;
-        Ok(())
+        self.write_run(block, &[data])
     }
 
     fn write_run(&mut self, first: BlockNo, pages: &[&[u8]]) -> Result<()> {

@@ -83,11 +83,6 @@ fn reply_xattr(reply: ReplyXattr, size: u32, out: Result<Vec<u8>, Errno>) {
     }
 }
 
-/// Files are opened without a flush at each close: flush has nothing to do here (data reaches
-/// the engine at each write, durability is fsync's, locks are the kernel's), and it was one of
-/// the three requests (open, flush, release) a warm read of a small file cost.
-const NO_FLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
-
 impl Filesystem for LcfsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Listings that carry attributes save a lookup per entry; an old kernel may lack it.
@@ -228,7 +223,7 @@ impl Filesystem for LcfsFuse {
             // layer, whose entries the runtime services drop first. Without it every open
             // dropped the cache and warm reads went to the daemon (docs/caching.md). Pages of
             // a file shared by layers are dropped at its last close instead (pagecache.rs).
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | NO_FLUSH),
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
         }
     }
@@ -468,7 +463,7 @@ impl Filesystem for LcfsFuse {
                 &attr,
                 Generation(generation),
                 FileHandle(fh),
-                NO_FLUSH,
+                FopenFlags::empty(),
             ),
             Err(e) => reply.error(e),
         }

@@ -60,7 +60,7 @@ pub struct Shared {
     pub pages: PageShare,
     /// Where `drop_pages` sends nodes, for the thread that asks the kernel (set with the
     /// notifier; without a session nothing is dropped).
-    page_drops: OnceLock<Mutex<Sender<u64>>>,
+    page_drops: OnceLock<Sender<u64>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,7 +103,7 @@ impl Shared {
                     let _ = dropper.inval_inode(INodeNo(node), 0, 0);
                 }
             })?;
-        let _ = self.page_drops.set(Mutex::new(tx));
+        let _ = self.page_drops.set(tx);
         let _ = self.notifier.set(notifier);
         Ok(())
     }
@@ -114,7 +114,6 @@ impl Shared {
             return;
         }
         if let Some(tx) = self.page_drops.get() {
-            let tx = lock(tx);
             for node in nodes {
                 let _ = tx.send(node);
             }
